@@ -1,0 +1,1 @@
+"""Numba-jitted kernels for the fast path (installed as mobilevit_np.kernels)."""

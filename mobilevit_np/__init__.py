@@ -1,0 +1,21 @@
+"""mobilevit_np: MobileViT in plain NumPy, matching Hugging Face transformers' numbers."""
+
+from mobilevit_np.config import ConfigError, MobileViTConfig
+from mobilevit_np.modeling import (
+    MobileViTForImageClassification,
+    MobileViTForSemanticSegmentation,
+    MobileViTModel,
+)
+from mobilevit_np.safetensors_io import WeightsError
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ConfigError",
+    "MobileViTConfig",
+    "MobileViTForImageClassification",
+    "MobileViTForSemanticSegmentation",
+    "MobileViTModel",
+    "WeightsError",
+    "__version__",
+]

@@ -1,0 +1,232 @@
+"""MobileViTConfig: the same fields, names and defaults as transformers' MobileViTConfig.
+
+A config describes the network's shape (channel counts, depths, strides); the weights
+live in model.safetensors. `MobileViTConfig.from_pretrained(folder)` reads the
+config.json that transformers' `save_pretrained` writes, as the apple/mobilevit-* and
+apple/deeplabv3-mobilevit-* checkpoints ship it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from dataclasses import InitVar, dataclass, field
+from typing import Any
+
+from mobilevit_np.activations import ACTIVATIONS
+
+SUPPORTED_MODEL_TYPE = "mobilevit"
+PROBLEM_TYPES = (None, "regression", "single_label_classification", "multi_label_classification")
+
+
+class ConfigError(ValueError):
+    """A config.json that is missing, unreadable, or holds a value MobileViT cannot use."""
+
+
+@dataclass
+class MobileViTConfig:
+    """Hyper-parameters of a MobileViT network (field names follow transformers).
+
+    The seven `neck_hidden_sizes` are the channel counts of: the stem, layer_1 ..
+    layer_5 outputs, and the final 1x1 expansion. The three `hidden_sizes` are the
+    token widths of the transformers inside layer_3, layer_4 and layer_5.
+    """
+
+    num_channels: int = 3
+    image_size: int = 256
+    patch_size: int = 2
+    hidden_sizes: list[int] = field(default_factory=lambda: [144, 192, 240])
+    neck_hidden_sizes: list[int] = field(default_factory=lambda: [16, 32, 64, 96, 128, 160, 640])
+    num_attention_heads: int = 4
+    mlp_ratio: float = 2.0
+    expand_ratio: float = 4.0
+    hidden_act: str = "silu"
+    conv_kernel_size: int = 3
+    output_stride: int = 32
+    hidden_dropout_prob: float = 0.1
+    attention_probs_dropout_prob: float = 0.0
+    classifier_dropout_prob: float = 0.1
+    initializer_range: float = 0.02
+    layer_norm_eps: float = 1e-5
+    qkv_bias: bool = True
+    aspp_out_channels: int = 256
+    atrous_rates: list[int] = field(default_factory=lambda: [6, 12, 18])
+    aspp_dropout_prob: float = 0.1
+    semantic_loss_ignore_index: int = 255
+    id2label: dict[int, str] | None = None  # default: LABEL_0 .. LABEL_{num_labels-1}
+    problem_type: str | None = None
+    model_type: str = SUPPORTED_MODEL_TYPE
+    # Keys of config.json this class does not model (architectures, torch_dtype, ...),
+    # kept so that nothing a checkpoint says is silently dropped.
+    extra: dict[str, Any] = field(default_factory=dict, repr=False)
+    # As in transformers, MobileViTConfig(num_labels=21) makes generic labels; afterwards
+    # num_labels is read from id2label (the property below).
+    num_labels: InitVar[int | None] = None
+
+    def __post_init__(self, num_labels: int | None) -> None:
+        if self.id2label is None:
+            count = 2 if num_labels is None else num_labels
+            _check_int_value("num_labels", count, minimum=0)
+            self.id2label = {i: f"LABEL_{i}" for i in range(count)}
+        elif num_labels is not None and num_labels != len(self.id2label):
+            raise ConfigError(f"num_labels={num_labels} disagrees with id2label, which has {len(self.id2label)} labels")
+        self.hidden_sizes = list(self.hidden_sizes)
+        self.neck_hidden_sizes = list(self.neck_hidden_sizes)
+        self.atrous_rates = list(self.atrous_rates)
+        self.id2label = {int(k): str(v) for k, v in self.id2label.items()}
+        self.validate()
+
+    # ------------------------------------------------------------------ labels
+    @property
+    def label2id(self) -> dict[str, int]:
+        return {label: i for i, label in self.id2label.items()}
+
+    # -------------------------------------------------------------- validation
+    def validate(self) -> None:
+        """Raise ConfigError naming the first field whose value MobileViT cannot use."""
+        if self.model_type != SUPPORTED_MODEL_TYPE:
+            raise ConfigError(
+                f"model_type is {self.model_type!r}: only 'mobilevit' (MobileViT v1) is supported; "
+                "MobileViTV2 and other architectures are not supported yet"
+            )
+        _check_int(self, "num_channels", minimum=1)
+        _check_int(self, "image_size", minimum=1)
+        _check_int(self, "patch_size", minimum=1)
+        _check_int_list(self, "hidden_sizes", length=3)
+        _check_int_list(self, "neck_hidden_sizes", length=7)
+        _check_int(self, "num_attention_heads", minimum=1)
+        for size in self.hidden_sizes:
+            if size % self.num_attention_heads:
+                raise ConfigError(
+                    f"hidden_sizes: {size} is not divisible by num_attention_heads={self.num_attention_heads}"
+                )
+        _check_number(self, "mlp_ratio", positive=True)
+        _check_number(self, "expand_ratio", positive=True)
+        if not isinstance(self.hidden_act, str) or self.hidden_act not in ACTIVATIONS:
+            raise ConfigError(
+                f"hidden_act: unknown activation {self.hidden_act!r}; supported: {', '.join(sorted(ACTIVATIONS))}"
+            )
+        _check_int(self, "conv_kernel_size", minimum=1)
+        if self.conv_kernel_size % 2 == 0:
+            # transformers pads (k-1)//2 on each side, so an even kernel shrinks the map
+            # and the fusion concat fails; refuse it here rather than deep in the forward.
+            raise ConfigError(f"conv_kernel_size must be odd, got {self.conv_kernel_size}")
+        if self.output_stride not in (8, 16, 32) or isinstance(self.output_stride, bool):
+            raise ConfigError(f"output_stride must be 8, 16 or 32, got {self.output_stride!r}")
+        for name in (
+            "hidden_dropout_prob",
+            "attention_probs_dropout_prob",
+            "classifier_dropout_prob",
+            "aspp_dropout_prob",
+            "initializer_range",
+            "layer_norm_eps",
+        ):
+            _check_number(self, name)
+        if self.layer_norm_eps < 0:
+            raise ConfigError(f"layer_norm_eps must be >= 0, got {self.layer_norm_eps}")
+        if not isinstance(self.qkv_bias, bool):
+            raise ConfigError(f"qkv_bias must be true or false, got {self.qkv_bias!r}")
+        _check_int(self, "aspp_out_channels", minimum=1)
+        _check_int_list(self, "atrous_rates", length=3)
+        _check_int(self, "semantic_loss_ignore_index")
+        if self.problem_type not in PROBLEM_TYPES:
+            raise ConfigError(f"problem_type must be one of {PROBLEM_TYPES}, got {self.problem_type!r}")
+
+    # --------------------------------------------------------------- file I/O
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> MobileViTConfig:
+        """Build a config from a transformers-style dict; unknown keys go to `extra`."""
+        if not isinstance(data, dict):
+            raise ConfigError(f"a config must be a JSON object, got {type(data).__name__}")
+        names = {f.name for f in dataclasses.fields(cls)} - {"extra", "num_labels"}
+        known = {k: v for k, v in data.items() if k in names}
+        extra = {k: v for k, v in data.items() if k not in names and k != "label2id"}
+        if "id2label" in data:
+            known["id2label"] = _parse_id2label(data["id2label"])
+        elif "num_labels" in data:
+            known["num_labels"] = data["num_labels"]
+        extra.pop("num_labels", None)
+        if "image_size" in known:
+            known["image_size"] = _square_size("image_size", known["image_size"])
+        return cls(**known, extra=extra)
+
+    @classmethod
+    def from_pretrained(cls, path: str | os.PathLike) -> MobileViTConfig:
+        """Read `path/config.json`, or `path` itself when it is a JSON file."""
+        path = os.fspath(path)
+        file = os.path.join(path, "config.json") if os.path.isdir(path) else path
+        if not os.path.isfile(file):
+            raise ConfigError(f"config.json not found: {file}")
+        try:
+            with open(file, encoding="utf-8") as f:
+                data = json.load(f)
+        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise ConfigError(f"{file} is not valid JSON: {e}") from None
+        try:
+            return cls.from_dict(data)
+        except ConfigError as e:
+            raise ConfigError(f"{file}: {e}") from None
+
+    def to_dict(self) -> dict[str, Any]:
+        """A transformers-compatible dict (id2label keys become strings in JSON)."""
+        data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "extra"}
+        data["id2label"] = {str(k): v for k, v in self.id2label.items()}
+        data["label2id"] = self.label2id
+        return {**self.extra, **data}
+
+    def save_pretrained(self, folder: str | os.PathLike) -> None:
+        os.makedirs(folder, exist_ok=True)
+        with open(os.path.join(folder, "config.json"), "w", encoding="utf-8") as f:
+            json.dump(self.to_dict(), f, indent=2, sort_keys=True)
+            f.write("\n")
+
+
+# The InitVar above only feeds __init__; on an instance num_labels is always id2label's size.
+MobileViTConfig.num_labels = property(lambda self: len(self.id2label), doc="len(id2label)")
+
+
+# ---------------------------------------------------------------- field checks
+def _check_int_value(name: str, value: Any, minimum: int | None = None) -> None:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ConfigError(f"{name} must be an integer, got {value!r}")
+    if minimum is not None and value < minimum:
+        raise ConfigError(f"{name} must be >= {minimum}, got {value}")
+
+
+def _check_int(config: MobileViTConfig, name: str, minimum: int | None = None) -> None:
+    _check_int_value(name, getattr(config, name), minimum)
+
+
+def _check_int_list(config: MobileViTConfig, name: str, length: int) -> None:
+    values = getattr(config, name)
+    if len(values) != length:
+        raise ConfigError(f"{name} must have {length} entries, got {len(values)}: {values}")
+    for v in values:
+        _check_int_value(name, v, minimum=1)
+
+
+def _check_number(config: MobileViTConfig, name: str, positive: bool = False) -> None:
+    value = getattr(config, name)
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        raise ConfigError(f"{name} must be a number, got {value!r}")
+    if positive and value <= 0:
+        raise ConfigError(f"{name} must be > 0, got {value}")
+
+
+def _square_size(name: str, value: Any) -> Any:
+    """transformers types image_size as int or pair; only the model card uses it, one side."""
+    if isinstance(value, (list, tuple)):
+        if len(value) != 2 or value[0] != value[1]:
+            raise ConfigError(f"{name} must be an integer or a square pair, got {value!r}")
+        return value[0]
+    return value
+
+
+def _parse_id2label(mapping: Any) -> dict[int, str]:
+    if not isinstance(mapping, dict):
+        raise ConfigError(f"id2label must be an object, got {type(mapping).__name__}")
+    try:
+        return {int(k): str(v) for k, v in mapping.items()}
+    except ValueError:
+        raise ConfigError("id2label keys must be integers (as strings in JSON)") from None

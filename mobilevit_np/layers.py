@@ -1,0 +1,195 @@
+"""The building blocks, one NumPy function each.
+
+Feature maps are NCHW like PyTorch: (batch, channels, height, width). Token tensors
+are (sequences, tokens, features). Every function computes in its input's dtype, so
+the same code runs in float32 (what checkpoints hold) and float64 (to check the
+arithmetic against a reference to ~1e-12).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+# ----------------------------------------------------------------- convolution
+
+
+def conv_output_size(size: int, kernel: int, stride: int, padding: int, dilation: int) -> int:
+    """Output length of a convolution along one axis (PyTorch's formula)."""
+    return (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
+
+
+def im2col(x: np.ndarray, kernel: int, stride: int, padding: int, dilation: int) -> np.ndarray:
+    """Gather every kernel window of a zero-padded map into one column.
+
+    x (B, C, H, W) -> cols (B, C, k*k, Ho, Wo), where
+        cols[b, c, i*k + j, y, x] = padded[b, c, y*stride + i*dilation, x*stride + j*dilation]
+    so that a convolution becomes one matrix product over the (C, k*k) axis.
+    """
+    _, _, height, width = x.shape
+    out_h = conv_output_size(height, kernel, stride, padding, dilation)
+    out_w = conv_output_size(width, kernel, stride, padding, dilation)
+    padded = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
+    windows = [
+        padded[
+            :,
+            :,
+            i * dilation : i * dilation + stride * (out_h - 1) + 1 : stride,
+            j * dilation : j * dilation + stride * (out_w - 1) + 1 : stride,
+        ]
+        for i in range(kernel)
+        for j in range(kernel)
+    ]  # k*k views, each (B, C, Ho, Wo)
+    return np.stack(windows, axis=2)
+
+
+def conv2d(
+    x: np.ndarray,
+    weight: np.ndarray,
+    bias: np.ndarray | None = None,
+    stride: int = 1,
+    padding: int = 0,
+    dilation: int = 1,
+    groups: int = 1,
+) -> np.ndarray:
+    """2-D convolution (cross-correlation, as in PyTorch).
+
+    x (B, C, H, W), weight (O, C/groups, k, k), bias (O,) -> (B, O, Ho, Wo)
+
+    out[b, o] = bias[o] + sum_{c in group(o), i, j} weight[o, c, i, j] * padded[b, c, y*s + i*d, x*s + j*d]
+
+    groups=1 is a dense convolution, groups=C a depthwise one (each channel filtered alone).
+    A 1x1 convolution skips im2col: it is already a matrix product over channels.
+    """
+    batch, channels, _, _ = x.shape
+    out_channels, group_channels, kernel, _ = weight.shape
+    if kernel == 1 and stride == 1 and padding == 0:
+        out_h, out_w = x.shape[2:]
+        cols = x.reshape(batch, groups, group_channels, out_h * out_w)  # (B, G, C/G, HW)
+    else:
+        cols = im2col(x, kernel, stride, padding, dilation)  # (B, C, k*k, Ho, Wo)
+        out_h, out_w = cols.shape[3:]
+        cols = cols.reshape(batch, groups, group_channels * kernel * kernel, out_h * out_w)
+    w = weight.reshape(groups, out_channels // groups, group_channels * kernel * kernel)
+    out = np.matmul(w, cols)  # (G, O/G, K) @ (B, G, K, HW) -> (B, G, O/G, HW)
+    out = out.reshape(batch, out_channels, out_h, out_w)
+    if bias is not None:
+        out = out + bias[:, None, None]
+    return out
+
+
+# ---------------------------------------------------------------- normalization
+
+
+def batch_norm(
+    x: np.ndarray,
+    weight: np.ndarray,
+    bias: np.ndarray,
+    running_mean: np.ndarray,
+    running_var: np.ndarray,
+    eps: float = 1e-5,
+) -> np.ndarray:
+    """Inference-time batch norm over channels: x (B, C, H, W) -> (B, C, H, W).
+
+    y = (x - running_mean) / sqrt(running_var + eps) * weight + bias, per channel,
+    using the statistics gathered in training (never the batch's own).
+    """
+    scale = weight / np.sqrt(running_var + x.dtype.type(eps))  # (C,)
+    shift = bias - running_mean * scale  # (C,)
+    return x * scale[:, None, None] + shift[:, None, None]
+
+
+def layer_norm(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, eps: float = 1e-5) -> np.ndarray:
+    """Normalize each token over its features: x (..., D) -> (..., D).
+
+    y = (x - mean) / sqrt(var + eps) * weight + bias, with the biased variance.
+    """
+    mean = x.mean(axis=-1, keepdims=True)
+    var = np.square(x - mean).mean(axis=-1, keepdims=True)
+    return (x - mean) / np.sqrt(var + x.dtype.type(eps)) * weight + bias
+
+
+# ------------------------------------------------------------ dense and pooling
+
+
+def linear(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None = None) -> np.ndarray:
+    """x (..., in) @ weight.T (in, out) + bias (out,) -> (..., out); weight is (out, in) as in PyTorch."""
+    out = x @ weight.T
+    return out if bias is None else out + bias
+
+
+def global_avg_pool(x: np.ndarray) -> np.ndarray:
+    """Mean over the spatial axes: (B, C, H, W) -> (B, C)."""
+    return x.mean(axis=(2, 3))
+
+
+# ---------------------------------------------------------------- attention
+
+
+def softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
+    """exp(x) / sum(exp(x)) along `axis`, shifted by the max so exp never overflows."""
+    e = np.exp(x - x.max(axis=axis, keepdims=True))
+    return e / e.sum(axis=axis, keepdims=True)
+
+
+def multi_head_attention(
+    x: np.ndarray,
+    query: dict[str, np.ndarray],
+    key: dict[str, np.ndarray],
+    value: dict[str, np.ndarray],
+    num_heads: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Scaled dot-product self-attention with `num_heads` heads.
+
+    x (N, L, D): N independent sequences of L tokens of width D.
+    Returns the context (N, L, D) and the attention probabilities (N, heads, L, L).
+
+    Each head h attends with its own d = D/heads slice of the projections:
+        probs_h = softmax(Q_h K_h^T / sqrt(d)),  context_h = probs_h V_h
+    and the heads' contexts are concatenated back to width D.
+    """
+    n, length, width = x.shape
+    head_dim = width // num_heads
+
+    def split_heads(t: np.ndarray) -> np.ndarray:  # (N, L, D) -> (N, heads, L, d)
+        return t.reshape(n, length, num_heads, head_dim).transpose(0, 2, 1, 3)
+
+    q = split_heads(linear(x, **query))
+    k = split_heads(linear(x, **key))
+    v = split_heads(linear(x, **value))
+    scores = (q @ k.transpose(0, 1, 3, 2)) / x.dtype.type(np.sqrt(head_dim))  # (N, heads, L, L)
+    probs = softmax(scores, axis=-1)
+    context = probs @ v  # (N, heads, L, d)
+    return context.transpose(0, 2, 1, 3).reshape(n, length, width), probs
+
+
+# ------------------------------------------------------------- interpolation
+
+
+def _linear_source_index(out_size: int, in_size: int, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Where each output pixel samples the input along one axis (align_corners=False).
+
+    The output pixel centre y + 0.5 maps to input coordinate (y + 0.5) * in/out - 0.5,
+    clamped at 0 as PyTorch does. Returns the lower index i0, upper index i1 (clamped at
+    the edge) and the weight of i1, each (out_size,).
+    """
+    scale = dtype.type(in_size) / dtype.type(out_size)
+    src = (np.arange(out_size, dtype=dtype) + dtype.type(0.5)) * scale - dtype.type(0.5)
+    src = np.maximum(src, dtype.type(0))
+    i0 = src.astype(np.int64)  # floor, since src >= 0
+    i1 = np.minimum(i0 + 1, in_size - 1)
+    return i0, i1, src - i0.astype(dtype)
+
+
+def interpolate_bilinear(x: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Resize (B, C, H, W) -> (B, C, *size) like torch's bilinear, align_corners=False.
+
+    Each output pixel is a weighted mean of its 4 nearest input pixels:
+        out = (1-wy) * ((1-wx) * x[y0, x0] + wx * x[y0, x1]) + wy * ((1-wx) * x[y1, x0] + wx * x[y1, x1])
+    No antialiasing: shrinking simply samples, as torch does by default.
+    """
+    y0, y1, wy = _linear_source_index(size[0], x.shape[2], x.dtype)
+    x0, x1, wx = _linear_source_index(size[1], x.shape[3], x.dtype)
+    wy, wx = wy[:, None], wx[None, :]  # (Ho, 1), (1, Wo)
+    top = x[:, :, y0][:, :, :, x0] * (1 - wx) + x[:, :, y0][:, :, :, x1] * wx  # (B, C, Ho, Wo)
+    bottom = x[:, :, y1][:, :, :, x0] * (1 - wx) + x[:, :, y1][:, :, :, x1] * wx
+    return top * (1 - wy) + bottom * wy

@@ -1,0 +1,235 @@
+"""The three public models, named and called like transformers' (without torch).
+
+    model = MobileViTForImageClassification.from_pretrained("path/to/mobilevit-small")
+    logits = model(pixel_values).logits  # pixel_values (B, 3, H, W) float
+
+Each model holds its config and its parameters (a nested dict, see weights.build_tree)
+and runs the functions of model.py.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+from mobilevit_np import losses
+from mobilevit_np.architecture import backbone_shapes, parameter_shapes
+from mobilevit_np.config import MobileViTConfig
+from mobilevit_np.layers import interpolate_bilinear
+from mobilevit_np.model import BackboneResult, backbone, classification_head, expand_and_pool, segmentation_head
+from mobilevit_np.weights import build_tree, load_checkpoint_tensors, prepare_state_dict
+
+# ---------------------------------------------------------------------- outputs
+
+
+@dataclass
+class BaseModelOutputWithPooling:
+    last_hidden_state: np.ndarray  # (B, C, h, w)
+    pooler_output: np.ndarray | None = None  # (B, C), None without expand_output
+    hidden_states: tuple[np.ndarray, ...] | None = None  # the 5 encoder layers' outputs
+    attentions: tuple[np.ndarray, ...] | None = None  # (B*p*p, heads, L, L) per transformer layer
+
+
+@dataclass
+class ImageClassifierOutput:
+    logits: np.ndarray  # (B, num_labels)
+    loss: np.ndarray | None = None
+    hidden_states: tuple[np.ndarray, ...] | None = None
+    attentions: tuple[np.ndarray, ...] | None = None
+
+
+@dataclass
+class SemanticSegmenterOutput:
+    logits: np.ndarray  # (B, num_labels, H/output_stride, W/output_stride)
+    loss: np.ndarray | None = None
+    hidden_states: tuple[np.ndarray, ...] | None = None
+    attentions: tuple[np.ndarray, ...] | None = None
+
+
+# ------------------------------------------------------------------ base class
+
+
+class _PreTrained:
+    """Loading and input checking shared by the three models."""
+
+    head = "base"
+
+    def __init__(self, config: MobileViTConfig, params: dict, dtype: np.dtype) -> None:
+        self.config = config
+        self.params = params
+        self.dtype = np.dtype(dtype)
+
+    @classmethod
+    def _expected_shapes(cls, config: MobileViTConfig, **kwargs) -> dict[str, tuple[int, ...]]:
+        return parameter_shapes(config, cls.head)
+
+    @classmethod
+    def from_config(
+        cls, config: MobileViTConfig, state_dict: dict[str, np.ndarray], dtype: np.dtype | type = np.float32, **kwargs
+    ):
+        """Build the model from a config and a flat {transformers name: array} dict."""
+        dtype = _float_dtype(dtype)
+        expected = cls._expected_shapes(config, **kwargs)
+        weights = prepare_state_dict(state_dict, expected, cls.head, dtype, source="state_dict")
+        return cls(config, build_tree(weights), dtype, **kwargs)
+
+    @classmethod
+    def from_pretrained(cls, path: str | os.PathLike, dtype: np.dtype | type = np.float32, **kwargs):
+        """Load config.json and model.safetensors from a local checkpoint folder."""
+        path = os.fspath(path)
+        if not os.path.isdir(path):
+            raise FileNotFoundError(f"checkpoint folder not found: {path}")
+        config = MobileViTConfig.from_pretrained(path)
+        dtype = _float_dtype(dtype)
+        expected = cls._expected_shapes(config, **kwargs)
+        weights = prepare_state_dict(load_checkpoint_tensors(path), expected, cls.head, dtype, source=path)
+        return cls(config, build_tree(weights), dtype, **kwargs)
+
+    def _check_input(self, pixel_values: np.ndarray) -> np.ndarray:
+        """(B, C, H, W) floats in the model's dtype, or a ValueError naming what is wrong."""
+        x = np.asarray(pixel_values)
+        if x.ndim != 4:
+            raise ValueError(f"pixel_values must be 4-D (batch, channels, height, width), got shape {x.shape}")
+        if x.shape[1] != self.config.num_channels:
+            raise ValueError(
+                f"pixel_values has {x.shape[1]} channels (shape {x.shape}); the config expects "
+                f"num_channels={self.config.num_channels} in axis 1 (channels first)"
+            )
+        if not np.issubdtype(x.dtype, np.floating):
+            raise ValueError(
+                f"pixel_values must be floating point, got {x.dtype}; scale images with the image "
+                "processor (uint8 / 255) first"
+            )
+        if min(x.shape[2:]) < 1 or x.shape[0] < 1:
+            raise ValueError(f"pixel_values is empty: shape {x.shape}")
+        return np.ascontiguousarray(x, dtype=self.dtype)
+
+    def _backbone(self, pixel_values: np.ndarray) -> BackboneResult:
+        return backbone(self._check_input(pixel_values), self._backbone_params, self.config)
+
+    @property
+    def _backbone_params(self) -> dict:
+        return self.params
+
+
+def _float_dtype(dtype) -> np.dtype:
+    dtype = np.dtype(dtype)
+    if dtype not in (np.float32, np.float64):
+        raise ValueError(f"dtype must be float32 or float64, got {dtype}")
+    return dtype
+
+
+def _as_tuple(arrays: list[np.ndarray], wanted: bool) -> tuple[np.ndarray, ...] | None:
+    return tuple(arrays) if wanted else None
+
+
+# ---------------------------------------------------------------------- models
+
+
+class MobileViTModel(_PreTrained):
+    """The backbone: stem, five encoder stages and (with expand_output) a 1x1 expansion and mean pooling."""
+
+    def __init__(
+        self, config: MobileViTConfig, params: dict, dtype: np.dtype = np.float32, expand_output: bool = True
+    ) -> None:
+        super().__init__(config, params, dtype)
+        self.expand_output = expand_output
+
+    @classmethod
+    def _expected_shapes(cls, config: MobileViTConfig, expand_output: bool = True) -> dict[str, tuple[int, ...]]:
+        return backbone_shapes(config, expand_output)
+
+    def __call__(
+        self, pixel_values: np.ndarray, output_hidden_states: bool = False, output_attentions: bool = False
+    ) -> BaseModelOutputWithPooling:
+        result = self._backbone(pixel_values)
+        last, pooled = result.last_hidden_state, None
+        if self.expand_output:
+            last, pooled = expand_and_pool(last, self.params["conv_1x1_exp"], self.config)
+        return BaseModelOutputWithPooling(
+            last_hidden_state=last,
+            pooler_output=pooled,
+            hidden_states=_as_tuple(result.hidden_states, output_hidden_states),
+            attentions=_as_tuple(result.attentions, output_attentions),
+        )
+
+
+class MobileViTForImageClassification(_PreTrained):
+    """Backbone, mean pooling, then a linear classifier (ImageNet-1k in the Apple checkpoints)."""
+
+    head = "classification"
+
+    @property
+    def _backbone_params(self) -> dict:
+        return self.params["mobilevit"]
+
+    def __call__(
+        self,
+        pixel_values: np.ndarray,
+        output_hidden_states: bool = False,
+        labels: np.ndarray | None = None,
+        output_attentions: bool = False,
+    ) -> ImageClassifierOutput:
+        result = self._backbone(pixel_values)
+        _, pooled = expand_and_pool(result.last_hidden_state, self._backbone_params["conv_1x1_exp"], self.config)
+        logits = classification_head(pooled, self.params.get("classifier"))
+        return ImageClassifierOutput(
+            logits=logits,
+            loss=None if labels is None else self.loss(logits, labels),
+            hidden_states=_as_tuple(result.hidden_states, output_hidden_states),
+            attentions=_as_tuple(result.attentions, output_attentions),
+        )
+
+    def loss(self, logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
+        """transformers' rule: regression for 1 label, cross-entropy for integer labels, else multi-label BCE."""
+        labels = np.asarray(labels)
+        problem = self.config.problem_type
+        if problem is None:
+            if self.config.num_labels == 1:
+                problem = "regression"
+            elif np.issubdtype(labels.dtype, np.integer):
+                problem = "single_label_classification"
+            else:
+                problem = "multi_label_classification"
+        if problem == "regression":
+            return losses.mse(logits.squeeze(), labels.astype(logits.dtype).squeeze())
+        if problem == "single_label_classification":
+            return losses.cross_entropy(logits.reshape(-1, self.config.num_labels), labels.reshape(-1))
+        return losses.bce_with_logits(logits, labels.astype(logits.dtype))
+
+
+class MobileViTForSemanticSegmentation(_PreTrained):
+    """Backbone without the 1x1 expansion, then a DeepLabV3 head (ASPP + 1x1 classifier)."""
+
+    head = "segmentation"
+
+    @property
+    def _backbone_params(self) -> dict:
+        return self.params["mobilevit"]
+
+    def __call__(
+        self,
+        pixel_values: np.ndarray,
+        labels: np.ndarray | None = None,
+        output_hidden_states: bool = False,
+        output_attentions: bool = False,
+    ) -> SemanticSegmenterOutput:
+        if labels is not None and self.config.num_labels == 1:
+            raise ValueError("The number of labels should be greater than one")
+        result = self._backbone(pixel_values)
+        head = self.params["segmentation_head"]
+        logits = segmentation_head(result.last_hidden_state, head["aspp"], head["classifier"], self.config)
+        return SemanticSegmenterOutput(
+            logits=logits,
+            loss=None if labels is None else self.loss(logits, labels),
+            hidden_states=_as_tuple(result.hidden_states, output_hidden_states),
+            attentions=_as_tuple(result.attentions, output_attentions),
+        )
+
+    def loss(self, logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
+        """Cross-entropy at label resolution: logits are upsampled bilinearly to labels' (H, W)."""
+        labels = np.asarray(labels)
+        upsampled = interpolate_bilinear(logits, labels.shape[-2:])
+        return losses.cross_entropy(upsampled, labels, ignore_index=self.config.semantic_loss_ignore_index)

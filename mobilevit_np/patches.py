@@ -1,0 +1,64 @@
+"""Unfold a feature map into patch groups for the transformer, and fold it back.
+
+MobileViT cuts the (H, W) map into non-overlapping ph x pw patches: a grid of
+nh x nw patches. Instead of attending between all H*W pixels, it runs
+ph*pw separate sequences: sequence (py, px) holds the pixel at offset (py, px)
+of every patch, so it has nh*nw tokens (one per patch) of C features. Attention
+thus mixes information across the whole image at 1/(ph*pw) of the cost.
+
+    unfold:  (B, C, H, W) -> (B * ph * pw, nh * nw, C)
+    patches[b * ph*pw + py * pw + px, ny * nw + nx, c] = x[b, c, ny * ph + py, nx * pw + px]
+
+fold is the exact inverse. When H or W is not a multiple of the patch size, the map
+is first resized (bilinear) up to the next multiple and resized back after folding,
+as transformers does.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from mobilevit_np.layers import interpolate_bilinear
+
+
+@dataclass(frozen=True)
+class PatchGrid:
+    """How a map was unfolded: what fold needs to undo it."""
+
+    batch: int
+    channels: int
+    orig_size: tuple[int, int]  # (H, W) before any resize
+    num_patches_h: int  # nh
+    num_patches_w: int  # nw
+    patch_size: int  # ph = pw
+
+    @property
+    def resized(self) -> bool:
+        return self.orig_size != (self.num_patches_h * self.patch_size, self.num_patches_w * self.patch_size)
+
+
+def unfold(x: np.ndarray, patch_size: int) -> tuple[np.ndarray, PatchGrid]:
+    """(B, C, H, W) -> patches (B*p*p, nh*nw, C) and the grid that fold needs."""
+    batch, channels, height, width = x.shape
+    p = patch_size
+    grid = PatchGrid(batch, channels, (height, width), math.ceil(height / p), math.ceil(width / p), p)
+    nh, nw = grid.num_patches_h, grid.num_patches_w
+    if grid.resized:
+        x = interpolate_bilinear(x, (nh * p, nw * p))
+    patches = x.reshape(batch, channels, nh, p, nw, p)  # (B, C, ny, py, nx, px)
+    patches = patches.transpose(0, 3, 5, 2, 4, 1)  # (B, py, px, ny, nx, C)
+    return patches.reshape(batch * p * p, nh * nw, channels), grid
+
+
+def fold(patches: np.ndarray, grid: PatchGrid) -> np.ndarray:
+    """patches (B*p*p, nh*nw, C) -> (B, C, H, W): the inverse of unfold."""
+    p, nh, nw = grid.patch_size, grid.num_patches_h, grid.num_patches_w
+    x = patches.reshape(grid.batch, p, p, nh, nw, grid.channels)  # (B, py, px, ny, nx, C)
+    x = x.transpose(0, 5, 3, 1, 4, 2)  # (B, C, ny, py, nx, px)
+    x = x.reshape(grid.batch, grid.channels, nh * p, nw * p)
+    if grid.resized:
+        x = interpolate_bilinear(x, grid.orig_size)
+    return x

@@ -1,0 +1,117 @@
+"""Read .safetensors files with NumPy alone, checking every byte range first.
+
+Format: 8 bytes little-endian u64 N, then N bytes of JSON header
+{name: {"dtype": "F32", "shape": [...], "data_offsets": [begin, end]}, "__metadata__": {...}},
+then the data; offsets count from the end of the header. The file is memory-mapped and
+each tensor copied out once, so a 20 MB checkpoint never sits in memory twice.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import os
+
+import numpy as np
+
+# safetensors dtype name -> NumPy dtype (always little-endian on disk). BF16 has no NumPy
+# dtype: it is read as its raw 16 bits and widened to float32 (see _decode).
+DTYPES = {
+    "F64": np.dtype("<f8"),
+    "F32": np.dtype("<f4"),
+    "F16": np.dtype("<f2"),
+    "BF16": np.dtype("<u2"),
+    "I64": np.dtype("<i8"),
+    "I32": np.dtype("<i4"),
+    "I16": np.dtype("<i2"),
+    "I8": np.dtype("i1"),
+    "U8": np.dtype("u1"),
+    "BOOL": np.dtype("?"),
+}
+MAX_HEADER_BYTES = 100 * 1024 * 1024  # the reference implementation's own limit
+
+
+class WeightsError(ValueError):
+    """A weight file that is corrupt, truncated, or does not fit the model's config."""
+
+
+def read_header(path: str) -> tuple[dict, int]:
+    """The parsed, validated JSON header of a safetensors file and where its data starts."""
+    size = os.path.getsize(path)
+    if size < 8:
+        raise WeightsError(f"{path}: not a safetensors file: only {size} bytes, shorter than the 8-byte header length")
+    with open(path, "rb") as f:
+        header_len = int.from_bytes(f.read(8), "little")
+        if header_len > MAX_HEADER_BYTES or 8 + header_len > size:
+            raise WeightsError(
+                f"{path}: corrupt or truncated safetensors file: header length {header_len} "
+                f"points past the end of the {size}-byte file"
+            )
+        raw = f.read(header_len)
+    try:
+        header = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise WeightsError(f"{path}: corrupt safetensors file: header is not valid JSON ({e})") from None
+    if not isinstance(header, dict):
+        raise WeightsError(f"{path}: corrupt safetensors file: header is not a JSON object")
+    header.pop("__metadata__", None)
+    _check_entries(path, header, size - 8 - header_len)
+    return header, 8 + header_len
+
+
+def _check_entries(path: str, header: dict, data_size: int) -> None:
+    """Every tensor's dtype, shape and byte range must be sane before any is read."""
+    ranges = []
+    for name, entry in header.items():
+        where = f"{path}: tensor {name!r}"
+        if not isinstance(entry, dict) or not {"dtype", "shape", "data_offsets"} <= entry.keys():
+            raise WeightsError(f"{where}: header entry needs dtype, shape and data_offsets")
+        if entry["dtype"] not in DTYPES:
+            raise WeightsError(f"{where}: unknown dtype {entry['dtype']!r} (known: {', '.join(DTYPES)})")
+        shape, offsets = entry["shape"], entry["data_offsets"]
+        if not (isinstance(shape, list) and all(isinstance(d, int) and d >= 0 for d in shape)):
+            raise WeightsError(f"{where}: shape {shape!r} is not a list of non-negative integers")
+        if not (isinstance(offsets, list) and len(offsets) == 2 and all(isinstance(o, int) for o in offsets)):
+            raise WeightsError(f"{where}: data_offsets {offsets!r} is not a [begin, end] pair")
+        begin, end = offsets
+        if not 0 <= begin <= end <= data_size:
+            raise WeightsError(
+                f"{where}: data_offsets [{begin}, {end}] fall outside the {data_size} data bytes "
+                "(truncated or corrupt file)"
+            )
+        if end - begin != math.prod(shape) * DTYPES[entry["dtype"]].itemsize:
+            raise WeightsError(
+                f"{where}: data_offsets span {end - begin} bytes but shape {shape} of "
+                f"{entry['dtype']} needs {math.prod(shape) * DTYPES[entry['dtype']].itemsize}"
+            )
+        ranges.append((begin, end, name))
+    ranges.sort()
+    for (_, end_a, name_a), (begin_b, _, name_b) in itertools.pairwise(ranges):
+        if begin_b < end_a:
+            raise WeightsError(f"{path}: corrupt safetensors file: tensors {name_a!r} and {name_b!r} overlap")
+
+
+def _decode(raw: np.ndarray, dtype_name: str) -> np.ndarray:
+    """A tensor's raw little-endian values as a native NumPy array (BF16 -> float32)."""
+    if dtype_name == "BF16":
+        # bfloat16 is the top half of a float32: shift its 16 bits back into place.
+        return (raw.astype(np.uint32) << 16).view(np.float32)
+    return raw.astype(raw.dtype.newbyteorder("="))
+
+
+def load_safetensors(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """Every tensor in a safetensors file, as NumPy arrays, by name."""
+    path = os.fspath(path)
+    header, data_start = read_header(path)
+    if not header:
+        return {}
+    data = np.memmap(path, dtype=np.uint8, mode="r", offset=data_start) if os.path.getsize(path) > data_start else None
+    tensors = {}
+    for name, entry in header.items():
+        begin, end = entry["data_offsets"]
+        dtype = DTYPES[entry["dtype"]]
+        raw = data[begin:end].view(dtype) if end > begin else np.empty(0, dtype)
+        tensors[name] = _decode(raw, entry["dtype"]).reshape(entry["shape"])
+    del data
+    return tensors

@@ -1,0 +1,132 @@
+"""Find a checkpoint's weights, check them against the config, and arrange them as a tree.
+
+A transformers checkpoint folder holds config.json and model.safetensors (or shards
+listed in model.safetensors.index.json). Parameter names are transformers' own, e.g.
+`mobilevit.encoder.layer.2.transformer.layer.0.attention.attention.query.weight`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+
+import numpy as np
+
+from mobilevit_np.safetensors_io import WeightsError, load_safetensors
+
+SAFETENSORS_FILE = "model.safetensors"
+SAFETENSORS_INDEX = "model.safetensors.index.json"
+PYTORCH_FILE = "pytorch_model.bin"
+BACKBONE_PREFIX = "mobilevit."
+HEAD_PREFIXES = ("classifier.", "segmentation_head.")
+
+
+def load_checkpoint_tensors(folder: str | os.PathLike) -> dict[str, np.ndarray]:
+    """All tensors of the checkpoint in `folder` (single file or sharded)."""
+    folder = os.fspath(folder)
+    single = os.path.join(folder, SAFETENSORS_FILE)
+    index = os.path.join(folder, SAFETENSORS_INDEX)
+    if os.path.isfile(single):
+        return load_safetensors(single)
+    if os.path.isfile(index):
+        return _load_sharded(folder, index)
+    if os.path.isfile(os.path.join(folder, PYTORCH_FILE)):
+        raise WeightsError(
+            f"{folder} holds only {PYTORCH_FILE}; mobilevit_np never unpickles it here. "
+            "Convert it first with `mobilevit-np convert` (the allowlist reader) or save the "
+            "model with safe_serialization=True"
+        )
+    raise WeightsError(f"no {SAFETENSORS_FILE} or {SAFETENSORS_INDEX} in {folder}")
+
+
+def _load_sharded(folder: str, index_file: str) -> dict[str, np.ndarray]:
+    try:
+        with open(index_file, encoding="utf-8") as f:
+            weight_map = json.load(f)["weight_map"]
+    except (json.JSONDecodeError, KeyError, TypeError) as e:
+        raise WeightsError(f"{index_file}: not a valid safetensors index ({e!r})") from None
+    tensors: dict[str, np.ndarray] = {}
+    for shard in sorted(set(weight_map.values())):
+        shard_path = os.path.join(folder, shard)
+        if not os.path.isfile(shard_path):
+            raise WeightsError(f"{index_file} names shard {shard!r}, which is missing from {folder}")
+        tensors.update(load_safetensors(shard_path))
+    missing = sorted(set(weight_map) - set(tensors))
+    if missing:
+        raise WeightsError(f"{index_file} lists tensors its shards do not hold: {', '.join(missing)}")
+    return tensors
+
+
+def select_for_head(tensors: dict[str, np.ndarray], head: str) -> dict[str, np.ndarray]:
+    """Rename a checkpoint's tensors to what `head` expects, as transformers does.
+
+    A bare MobileViTModel takes the backbone of a classifier or segmenter checkpoint:
+    the `mobilevit.` prefix is dropped and the head's own weights set aside.
+    """
+    if head != "base" or not any(k.startswith(BACKBONE_PREFIX) for k in tensors):
+        return tensors
+    selected = {}
+    for name, value in tensors.items():
+        if name.startswith(BACKBONE_PREFIX):
+            selected[name[len(BACKBONE_PREFIX) :]] = value
+        elif not name.startswith(HEAD_PREFIXES):
+            selected[name] = value  # kept, so check_state_dict reports it as unexpected
+    return selected
+
+
+def check_state_dict(tensors: dict[str, np.ndarray], expected: dict[str, tuple[int, ...]], source: str) -> None:
+    """Raise one WeightsError listing every missing, unexpected, mis-shaped or non-float tensor."""
+    problems = []
+    # BatchNorm's step counter is training state that transformers saves; nothing uses it.
+    present = {k for k in tensors if not k.endswith(".num_batches_tracked")}
+    for name in sorted(set(expected) - present):
+        problems.append(f"missing tensor {name} (expected shape {expected[name]})")
+    for name in sorted(present - set(expected)):
+        problems.append(f"unexpected tensor {name} (shape {tensors[name].shape})")
+    for name in sorted(present & set(expected)):
+        if tensors[name].shape != expected[name]:
+            problems.append(f"shape mismatch for {name}: file has {tensors[name].shape}, config needs {expected[name]}")
+        elif not np.issubdtype(tensors[name].dtype, np.floating):
+            problems.append(f"dtype mismatch for {name}: file has {tensors[name].dtype}, a float type is needed")
+    if problems:
+        raise WeightsError(
+            f"{source} does not match the config ({len(problems)} problem{'s' * (len(problems) > 1)}):\n  "
+            + "\n  ".join(problems)
+        )
+    bad = [name for name in sorted(expected) if not np.isfinite(tensors[name]).all()]
+    if bad:
+        warnings.warn(f"{source}: NaN or Inf values in {', '.join(bad)}", RuntimeWarning, stacklevel=3)
+
+
+def prepare_state_dict(
+    tensors: dict[str, np.ndarray], expected: dict[str, tuple[int, ...]], head: str, dtype: np.dtype, source: str
+) -> dict[str, np.ndarray]:
+    """Check `tensors` against the expected shapes and cast them to `dtype`."""
+    tensors = select_for_head(tensors, head)
+    check_state_dict(tensors, expected, source)
+    return {name: np.ascontiguousarray(tensors[name], dtype=dtype) for name in expected}
+
+
+def build_tree(state_dict: dict[str, np.ndarray]) -> dict:
+    """Nest flat dotted names: {"a.0.b": w} -> {"a": [{"b": w}]}.
+
+    Segments that are integers index lists, so `p["encoder"]["layer"][2]` reads like the name.
+    """
+    tree: dict = {}
+    for name, value in state_dict.items():
+        node = tree
+        *path, leaf = name.split(".")
+        for segment in path:
+            node = node.setdefault(segment, {})
+        node[leaf] = value
+    return _lists_from_int_keys(tree)
+
+
+def _lists_from_int_keys(node):
+    if not isinstance(node, dict):
+        return node
+    children = {k: _lists_from_int_keys(v) for k, v in node.items()}
+    if children and all(k.isdigit() for k in children):
+        return [children[str(i)] for i in range(len(children))]
+    return children
