@@ -130,3 +130,13 @@ def _lists_from_int_keys(node):
     if children and all(k.isdigit() for k in children):
         return [children[str(i)] for i in range(len(children))]
     return children
+
+
+def save_checkpoint(folder: str | os.PathLike, config, state_dict: dict[str, np.ndarray]) -> None:
+    """Write config.json and model.safetensors in the layout transformers' save_pretrained uses."""
+    from safetensors.numpy import save_file
+
+    os.makedirs(folder, exist_ok=True)
+    config.save_pretrained(folder)
+    tensors = {k: np.ascontiguousarray(v) for k, v in state_dict.items()}
+    save_file(tensors, os.path.join(folder, SAFETENSORS_FILE), metadata={"format": "pt"})
