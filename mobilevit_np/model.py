@@ -22,6 +22,7 @@ from mobilevit_np.architecture import BATCH_NORM_EPS, Stage, encoder_stages
 from mobilevit_np.config import MobileViTConfig
 from mobilevit_np.layers import batch_norm, conv2d, global_avg_pool, layer_norm, linear, multi_head_attention
 from mobilevit_np.patches import fold, unfold
+from mobilevit_np.trace import record, scope
 
 Params = dict
 Activation = Callable[[np.ndarray], np.ndarray]
@@ -128,27 +129,29 @@ def mobilevit_block(
     """
     stride, dilation = stage.downsample
     x = inverted_residual(x, **p["downsampling_layer"], stride=stride, dilation=dilation, activation=activation)
-    residual = x  # (B, C, H', W')
+    residual = record("downsampling_layer", x)  # (B, C, H', W')
 
     # Local representation: a kxk conv sees neighbours, a 1x1 projects to the token width D.
-    h = conv_layer(x, **p["conv_kxk"], activation=activation)  # (B, C, H', W')
-    h = conv_layer(h, **p["conv_1x1"])  # (B, D, H', W')
+    h = record("conv_kxk", conv_layer(x, **p["conv_kxk"], activation=activation))  # (B, C, H', W')
+    h = record("conv_1x1", conv_layer(h, **p["conv_1x1"]))  # (B, D, H', W')
 
     # Global representation: each of the p*p pixel offsets is a sequence over all patches.
     tokens, grid = unfold(h, config.patch_size)  # (B*p*p, nh*nw, D)
+    record("unfold", tokens)
     attentions = []
-    for layer in p["transformer"]["layer"]:
+    for i, layer in enumerate(p["transformer"]["layer"]):
         tokens, probs = transformer_layer(
             tokens, **layer, num_heads=config.num_attention_heads, activation=activation, eps=config.layer_norm_eps
         )
+        record(f"transformer.layer.{i}", tokens)
         attentions.append(probs)  # (B*p*p, heads, nh*nw, nh*nw)
     tokens = layer_norm(tokens, **p["layernorm"], eps=config.layer_norm_eps)
-    h = fold(tokens, grid)  # (B, D, H', W')
+    h = record("fold", fold(tokens, grid))  # (B, D, H', W')
 
     # Fusion: back to C channels, then a kxk conv over [input, global features].
-    h = conv_layer(h, **p["conv_projection"], activation=activation)  # (B, C, H', W')
+    h = record("conv_projection", conv_layer(h, **p["conv_projection"], activation=activation))  # (B, C, H', W')
     h = np.concatenate([residual, h], axis=1)  # (B, 2C, H', W')
-    return conv_layer(h, **p["fusion"], activation=activation), attentions
+    return record("fusion", conv_layer(h, **p["fusion"], activation=activation)), attentions
 
 
 # ================================================================ the encoder
@@ -163,14 +166,17 @@ def backbone(pixel_values: np.ndarray, p: Params, config: MobileViTConfig) -> Ba
     """
     activation = get_activation(config.hidden_act)
     x = conv_layer(pixel_values, **p["conv_stem"], stride=2, activation=activation)  # (B, 16, H/2, W/2)
+    record("conv_stem", x)
     hidden_states, attentions = [], []
-    for stage, layer in zip(encoder_stages(config), p["encoder"]["layer"], strict=True):
-        if stage.kind == "mobilenet":
-            for i, block in enumerate(layer["layer"]):
-                x = inverted_residual(x, **block, stride=stage.stride if i == 0 else 1, activation=activation)
-        else:
-            x, probs = mobilevit_block(x, layer, stage, config, activation)
-            attentions.extend(probs)
+    for n, (stage, layer) in enumerate(zip(encoder_stages(config), p["encoder"]["layer"], strict=True)):
+        with scope(f"encoder.layer.{n}"):  # names the recorded steps "encoder.layer.{n}.*"
+            if stage.kind == "mobilenet":
+                for i, block in enumerate(layer["layer"]):
+                    x = inverted_residual(x, **block, stride=stage.stride if i == 0 else 1, activation=activation)
+                    record(f"layer.{i}", x)
+            else:
+                x, probs = mobilevit_block(x, layer, stage, config, activation)
+                attentions.extend(probs)
         hidden_states.append(x)
     return BackboneResult(x, hidden_states, attentions)
 
@@ -180,8 +186,8 @@ def expand_and_pool(x: np.ndarray, conv_1x1_exp: Params, config: MobileViTConfig
 
     x (B, 160, 8, 8) -> last_hidden_state (B, 640, 8, 8), pooler_output (B, 640).
     """
-    x = conv_layer(x, **conv_1x1_exp, activation=get_activation(config.hidden_act))
-    return x, global_avg_pool(x)
+    x = record("conv_1x1_exp", conv_layer(x, **conv_1x1_exp, activation=get_activation(config.hidden_act)))
+    return x, record("pooler", global_avg_pool(x))
 
 
 # ================================================================== the heads
@@ -195,22 +201,24 @@ def aspp(x: np.ndarray, convs: list[Params], project: Params, atrous_rates: list
     pixels apart), and image-level pooling; all are concatenated and projected to A.
     Every branch uses ReLU, whatever the config's hidden_act.
     """
-    branches = [conv_layer(x, **convs[0], activation=relu)]  # (B, A, h, w)
-    for conv, rate in zip(convs[1:4], atrous_rates, strict=True):
-        branches.append(conv_layer(x, **conv, dilation=rate, activation=relu))  # (B, A, h, w)
+    branches = [record("convs.0", conv_layer(x, **convs[0], activation=relu))]  # (B, A, h, w)
+    for i, (conv, rate) in enumerate(zip(convs[1:4], atrous_rates, strict=True), start=1):
+        branches.append(record(f"convs.{i}", conv_layer(x, **conv, dilation=rate, activation=relu)))  # (B, A, h, w)
     pooled = global_avg_pool(x)[:, :, None, None]  # (B, C, 1, 1)
-    pooled = conv_layer(pooled, **convs[4]["conv_1x1"], activation=relu)  # (B, A, 1, 1)
+    pooled = record("convs.4", conv_layer(pooled, **convs[4]["conv_1x1"], activation=relu))  # (B, A, 1, 1)
     # transformers upsamples the 1x1 map bilinearly, which repeats its one value.
     branches.append(np.broadcast_to(pooled, branches[0].shape))
-    return conv_layer(np.concatenate(branches, axis=1), **project, activation=relu)  # (B, 5A, h, w) -> (B, A, h, w)
+    x = conv_layer(np.concatenate(branches, axis=1), **project, activation=relu)  # (B, 5A, h, w) -> (B, A, h, w)
+    return record("project", x)
 
 
 def segmentation_head(
     features: np.ndarray, aspp_params: Params, classifier: Params, config: MobileViTConfig
 ) -> np.ndarray:
     """DeepLabV3: ASPP then a 1x1 conv to class scores. (B, C, h, w) -> (B, num_labels, h, w)."""
-    x = aspp(features, **aspp_params, atrous_rates=config.atrous_rates)
-    return conv_layer(x, **classifier)
+    with scope("segmentation_head.aspp"):
+        x = aspp(features, **aspp_params, atrous_rates=config.atrous_rates)
+    return record("logits", conv_layer(x, **classifier))
 
 
 def classification_head(pooled: np.ndarray, classifier: Params | None) -> np.ndarray:
@@ -218,4 +226,4 @@ def classification_head(pooled: np.ndarray, classifier: Params | None) -> np.nda
 
     With num_labels == 0 transformers uses an identity here; so does this.
     """
-    return pooled if classifier is None else linear(pooled, **classifier)
+    return record("logits", pooled if classifier is None else linear(pooled, **classifier))

@@ -19,9 +19,20 @@ from mobilevit_np.architecture import backbone_shapes, parameter_shapes
 from mobilevit_np.config import MobileViTConfig
 from mobilevit_np.layers import interpolate_bilinear
 from mobilevit_np.model import BackboneResult, backbone, classification_head, expand_and_pool, segmentation_head
+from mobilevit_np.trace import Trace, tracing
 from mobilevit_np.weights import build_tree, load_checkpoint_tensors, prepare_state_dict
 
 # ---------------------------------------------------------------------- outputs
+# hidden_states (output_hidden_states=True): the outputs of encoder layer_1 .. layer_5,
+#   (B, neck[1..5], H/2^k, W/2^k); for mobilevit-small at 256x256: (B, 32, 128, 128),
+#   (B, 64, 64, 64), (B, 96, 32, 32), (B, 128, 16, 16), (B, 160, 8, 8).
+# attentions (output_attentions=True): the softmax probabilities of every transformer
+#   layer in order (2 in layer_3, 4 in layer_4, 3 in layer_5), each
+#   (B * patch_area, heads, num_patches, num_patches): one attention matrix per image,
+#   per pixel offset inside a patch (patch_area = patch_size**2) and per head, between
+#   the num_patches = (h/patch_size) * (w/patch_size) patches of that layer's map.
+#   For mobilevit-small at 256x256: (4B, 4, 256, 256), (4B, 4, 64, 64), (4B, 4, 16, 16).
+#   transformers documents this field but leaves it None; here it is filled.
 
 
 @dataclass
@@ -29,7 +40,7 @@ class BaseModelOutputWithPooling:
     last_hidden_state: np.ndarray  # (B, C, h, w)
     pooler_output: np.ndarray | None = None  # (B, C), None without expand_output
     hidden_states: tuple[np.ndarray, ...] | None = None  # the 5 encoder layers' outputs
-    attentions: tuple[np.ndarray, ...] | None = None  # (B*p*p, heads, L, L) per transformer layer
+    attentions: tuple[np.ndarray, ...] | None = None  # (B*patch_area, heads, num_patches, num_patches) per layer
 
 
 @dataclass
@@ -105,6 +116,16 @@ class _PreTrained:
         if min(x.shape[2:]) < 1 or x.shape[0] < 1:
             raise ValueError(f"pixel_values is empty: shape {x.shape}")
         return np.ascontiguousarray(x, dtype=self.dtype)
+
+    def trace(self, pixel_values: np.ndarray, **kwargs) -> Trace:
+        """Run the model once, recording every named intermediate (see trace.py).
+
+        `print(model.trace(x))` shows the shape of every step; `.output` holds what
+        `model(x, **kwargs)` returns.
+        """
+        with tracing() as recorded:
+            recorded.output = self(pixel_values, **kwargs)
+        return recorded
 
     def _backbone(self, pixel_values: np.ndarray) -> BackboneResult:
         return backbone(self._check_input(pixel_values), self._backbone_params, self.config)
