@@ -8,6 +8,7 @@ The stream is NumPy's legacy RandomState, which NumPy keeps stable across versio
 
 from __future__ import annotations
 
+import hashlib
 import math
 
 import numpy as np
@@ -36,3 +37,17 @@ def random_state_dict(
     shapes = parameter_shapes(config, head) if shapes is None else shapes
     rng = np.random.RandomState(seed)
     return {name: _sample(rng, name, shapes[name]).astype(np.float32) for name in sorted(shapes)}
+
+
+def random_pixel_values(shape: tuple[int, ...], seed: int = 0) -> np.ndarray:
+    """A seeded float32 image batch, uniform in [0, 1) like rescaled pixels: shape (B, C, H, W)."""
+    return np.random.RandomState(seed).uniform(0.0, 1.0, shape).astype(np.float32)
+
+
+def checksum(arrays: dict[str, np.ndarray]) -> str:
+    """sha256 over names and float32 little-endian bytes, in sorted-name order."""
+    digest = hashlib.sha256()
+    for name in sorted(arrays):
+        digest.update(name.encode())
+        digest.update(np.ascontiguousarray(arrays[name], dtype="<f4").tobytes())
+    return digest.hexdigest()

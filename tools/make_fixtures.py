@@ -1,0 +1,189 @@
+"""Write the golden fixtures: transformers' outputs on seeded weights and inputs.
+
+Needs the `parity` extra (torch==2.13.0, transformers). For each case below it
+  1. builds the config and draws the weights with mobilevit_np.random_weights (NumPy's
+     RandomState: reproducible bit for bit without torch),
+  2. loads them into the transformers model, runs a seeded input in float32 and float64,
+  3. writes tests/fixtures/golden/<case>/: config.json, meta.json (seeds, versions, a
+     checksum of the weights and input) and golden.npz (logits, pooler output, hidden
+     states); tiny cases also keep model.safetensors, large ones keep a fixed sample of
+     each big output so the committed files stay small.
+
+    python tools/make_fixtures.py            # all cases
+    python tools/make_fixtures.py tiny-odd   # some cases
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from mobilevit_np import MobileViTConfig
+from mobilevit_np.random_weights import checksum, random_pixel_values, random_state_dict
+
+FORMAT_VERSION = 1
+ROOT = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "golden"
+SAMPLE = 1024  # values kept of an output larger than FULL_LIMIT
+FULL_LIMIT = 2048
+
+XX_SMALL = dict(hidden_sizes=[64, 80, 96], neck_hidden_sizes=[16, 16, 24, 48, 64, 80, 320], expand_ratio=2.0)
+X_SMALL = dict(hidden_sizes=[96, 120, 144], neck_hidden_sizes=[16, 32, 48, 64, 80, 96, 384], expand_ratio=4.0)
+SMALL: dict = {}
+TINY = dict(
+    hidden_sizes=[16, 24, 32],
+    neck_hidden_sizes=[8, 8, 16, 16, 24, 32, 64],
+    num_attention_heads=2,
+    expand_ratio=2.0,
+    aspp_out_channels=16,
+)
+SEGMENTER = dict(num_labels=21, output_stride=16)
+
+# name: (head, config overrides, input (batch, height, width), keep weights in the repo)
+CASES = {
+    "small-cls": ("classification", {**SMALL, "num_labels": 1000}, (1, 256, 256), False),
+    "x-small-cls": ("classification", {**X_SMALL, "num_labels": 1000}, (1, 256, 256), False),
+    "xx-small-cls": ("classification", {**XX_SMALL, "num_labels": 1000}, (1, 256, 256), False),
+    "small-seg-os16": ("segmentation", {**SMALL, **SEGMENTER}, (1, 512, 512), False),
+    "xx-small-seg-os8": ("segmentation", {**XX_SMALL, **SEGMENTER, "output_stride": 8}, (1, 256, 256), False),
+    "x-small-seg-os32": ("segmentation", {**X_SMALL, **SEGMENTER, "output_stride": 32}, (1, 320, 320), False),
+    "xx-small-odd-250x330": ("classification", {**XX_SMALL, "num_labels": 10}, (1, 250, 330), False),
+    "xx-small-batch3": ("classification", {**XX_SMALL, "num_labels": 10}, (3, 160, 192), False),
+    "tiny-base": ("base", TINY, (2, 64, 64), True),
+    "tiny-odd-batch3": ("classification", {**TINY, "num_labels": 7}, (3, 75, 99), True),
+    "tiny-gelu-1head-patch3": (
+        "classification",
+        {**TINY, "hidden_act": "gelu", "num_attention_heads": 1, "patch_size": 3, "num_labels": 4},
+        (1, 96, 80),
+        True,
+    ),
+    "tiny-seg-os8-relu6-k5": (
+        "segmentation",
+        {**TINY, **SEGMENTER, "output_stride": 8, "hidden_act": "relu6", "conv_kernel_size": 5, "qkv_bias": False},
+        (2, 64, 72),
+        True,
+    ),
+}
+
+
+def case_seed(name: str) -> int:
+    """A stable per-case seed (Python's hash() is salted per process)."""
+    return int(hashlib.sha256(name.encode()).hexdigest()[:8], 16)
+
+
+def sample_index(size: int) -> np.ndarray | None:
+    """Which flat positions of an output to keep: all of a small one, a fixed sample of a big one."""
+    if size <= FULL_LIMIT:
+        return None
+    return np.sort(np.random.RandomState(size % 2**31).choice(size, SAMPLE, replace=False)).astype(np.int32)
+
+
+def transformers_model(head: str, config: MobileViTConfig, state_dict: dict):
+    """The transformers model for `head`, in eval mode, holding exactly `state_dict`."""
+    import torch
+    import transformers
+
+    tconfig = transformers.MobileViTConfig(**config.to_dict())
+    cls = {
+        "base": transformers.MobileViTModel,
+        "classification": transformers.MobileViTForImageClassification,
+        "segmentation": transformers.MobileViTForSemanticSegmentation,
+    }[head]
+    model = cls(tconfig).eval()
+    result = model.load_state_dict({k: torch.from_numpy(v) for k, v in state_dict.items()}, strict=False)
+    missing = [k for k in result.missing_keys if not k.endswith("num_batches_tracked")]
+    if missing or result.unexpected_keys:
+        raise RuntimeError(f"weights do not fit transformers' model: {missing} {result.unexpected_keys}")
+    return model
+
+
+def reference_outputs(model, head: str, pixel_values: np.ndarray, dtype) -> dict:
+    import torch
+
+    model = model.to(getattr(torch, np.dtype(dtype).name))
+    with torch.no_grad():
+        out = model(torch.from_numpy(pixel_values.astype(dtype)), output_hidden_states=True)
+    outputs = {"hidden_states": [h.numpy() for h in out.hidden_states]}
+    if head == "base":
+        outputs["last_hidden_state"] = out.last_hidden_state.numpy()
+        outputs["pooler_output"] = out.pooler_output.numpy()
+    else:
+        outputs["logits"] = out.logits.numpy()
+    return outputs
+
+
+def flatten_outputs(outputs: dict, tag: str) -> dict[str, np.ndarray]:
+    """{'float32/logits': ..., 'float32/hidden_states.0': ...} with big arrays sampled."""
+    flat = {}
+    named = {k: v for k, v in outputs.items() if k != "hidden_states"}
+    named.update({f"hidden_states.{i}": h for i, h in enumerate(outputs["hidden_states"])})
+    for name, value in named.items():
+        key = f"{tag}/{name}"
+        index = sample_index(value.size)
+        flat[f"{name}/shape"] = np.array(value.shape, dtype=np.int64)
+        flat[f"{key}/absmax"] = np.abs(value).max()
+        flat[f"{key}/std"] = value.std()
+        if index is None:
+            flat[f"{key}/values"] = value.ravel()
+        else:
+            flat[f"{name}/index"] = index
+            flat[f"{key}/values"] = value.ravel()[index]
+    return flat
+
+
+def make_case(name: str) -> None:
+    import torch
+    import transformers
+
+    head, overrides, input_shape, keep_weights = CASES[name]
+    config = MobileViTConfig(**overrides)
+    seed = case_seed(name)
+    state_dict = random_state_dict(config, head, seed)
+    pixel_values = random_pixel_values((input_shape[0], config.num_channels, *input_shape[1:]), seed + 1)
+
+    folder = ROOT / name
+    shutil.rmtree(folder, ignore_errors=True)
+    model = transformers_model(head, config, state_dict)
+    if keep_weights:
+        # Written by transformers itself, so the tests also prove such a folder loads as is.
+        model.save_pretrained(folder, safe_serialization=True)
+    else:
+        folder.mkdir(parents=True)
+        model.config.to_json_file(folder / "config.json")
+    arrays = {}
+    for dtype in (np.float32, np.float64):
+        outputs = reference_outputs(model, head, pixel_values, dtype)
+        arrays.update(flatten_outputs(outputs, np.dtype(dtype).name))
+    np.savez_compressed(folder / "golden.npz", **arrays)
+    meta = {
+        "format_version": FORMAT_VERSION,
+        "case": name,
+        "head": head,
+        "weights_seed": seed,
+        "weights_in_repo": keep_weights,
+        "weights_sha256": checksum(state_dict),
+        "input_seed": seed + 1,
+        "input_shape": list(pixel_values.shape),
+        "input_sha256": checksum({"pixel_values": pixel_values}),
+        "transformers_version": transformers.__version__,
+        "torch_version": torch.__version__,
+        "numpy_version": np.__version__,
+    }
+    (folder / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
+    print(f"{name}: wrote {sum(f.stat().st_size for f in folder.iterdir()) / 1e3:.0f} kB")
+
+
+def main(names: list[str]) -> None:
+    unknown = set(names) - set(CASES)
+    if unknown:
+        sys.exit(f"unknown case(s): {', '.join(sorted(unknown))}; known: {', '.join(CASES)}")
+    for name in names or CASES:
+        make_case(name)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
