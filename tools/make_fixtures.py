@@ -26,6 +26,9 @@ import numpy as np
 from mobilevit_np import MobileViTConfig
 from mobilevit_np.random_weights import checksum, random_pixel_values, random_state_dict
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from reference import reference_outputs, transformers_model  # noqa: E402  (tests/reference.py)
+
 FORMAT_VERSION = 1
 ROOT = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "golden"
 SAMPLE = 1024  # values kept of an output larger than FULL_LIMIT
@@ -82,40 +85,6 @@ def sample_index(size: int) -> np.ndarray | None:
     return np.sort(np.random.RandomState(size % 2**31).choice(size, SAMPLE, replace=False)).astype(np.int32)
 
 
-def transformers_model(head: str, config: MobileViTConfig, state_dict: dict):
-    """The transformers model for `head`, in eval mode, holding exactly `state_dict`."""
-    import torch
-    import transformers
-
-    tconfig = transformers.MobileViTConfig(**config.to_dict())
-    cls = {
-        "base": transformers.MobileViTModel,
-        "classification": transformers.MobileViTForImageClassification,
-        "segmentation": transformers.MobileViTForSemanticSegmentation,
-    }[head]
-    model = cls(tconfig).eval()
-    result = model.load_state_dict({k: torch.from_numpy(v) for k, v in state_dict.items()}, strict=False)
-    missing = [k for k in result.missing_keys if not k.endswith("num_batches_tracked")]
-    if missing or result.unexpected_keys:
-        raise RuntimeError(f"weights do not fit transformers' model: {missing} {result.unexpected_keys}")
-    return model
-
-
-def reference_outputs(model, head: str, pixel_values: np.ndarray, dtype) -> dict:
-    import torch
-
-    model = model.to(getattr(torch, np.dtype(dtype).name))
-    with torch.no_grad():
-        out = model(torch.from_numpy(pixel_values.astype(dtype)), output_hidden_states=True)
-    outputs = {"hidden_states": [h.numpy() for h in out.hidden_states]}
-    if head == "base":
-        outputs["last_hidden_state"] = out.last_hidden_state.numpy()
-        outputs["pooler_output"] = out.pooler_output.numpy()
-    else:
-        outputs["logits"] = out.logits.numpy()
-    return outputs
-
-
 def flatten_outputs(outputs: dict, tag: str) -> dict[str, np.ndarray]:
     """{'float32/logits': ..., 'float32/hidden_states.0': ...} with big arrays sampled."""
     flat = {}
@@ -156,7 +125,7 @@ def make_case(name: str) -> None:
         model.config.to_json_file(folder / "config.json")
     arrays = {}
     for dtype in (np.float32, np.float64):
-        outputs = reference_outputs(model, head, pixel_values, dtype)
+        outputs = reference_outputs(model, pixel_values, dtype)
         arrays.update(flatten_outputs(outputs, np.dtype(dtype).name))
     np.savez_compressed(folder / "golden.npz", **arrays)
     meta = {
