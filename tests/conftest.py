@@ -40,3 +40,15 @@ def make_checkpoint(tmp_path):
 @pytest.fixture
 def pixel_values():
     return np.random.RandomState(0).uniform(0, 1, (2, 3, 64, 64)).astype(np.float32)
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Say how many live comparisons against transformers ran, so a CI log shows they were not all skipped."""
+    counts = {
+        outcome: sum("parity" in report.keywords for report in terminalreporter.stats.get(outcome, []))
+        for outcome in ("passed", "failed", "skipped")
+    }
+    terminalreporter.write_line(
+        "live parity against transformers: "
+        + ", ".join(f"{n} {outcome}" for outcome, n in counts.items())
+    )
