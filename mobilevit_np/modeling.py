@@ -16,7 +16,9 @@ import numpy as np
 
 from mobilevit_np import losses
 from mobilevit_np.architecture import backbone_shapes, parameter_shapes
+from mobilevit_np.backends import get_ops, prepare_params, resolve_backend
 from mobilevit_np.config import MobileViTConfig
+from mobilevit_np.hub import resolve_checkpoint
 from mobilevit_np.layers import interpolate_bilinear
 from mobilevit_np.model import BackboneResult, backbone, classification_head, expand_and_pool, segmentation_head
 from mobilevit_np.trace import Trace, tracing
@@ -67,10 +69,14 @@ class _PreTrained:
 
     head = "base"
 
-    def __init__(self, config: MobileViTConfig, params: dict, dtype: np.dtype) -> None:
+    def __init__(self, config: MobileViTConfig, params: dict, dtype: np.dtype, backend: str = "numpy") -> None:
         self.config = config
-        self.params = params
         self.dtype = np.dtype(dtype)
+        # "numpy" (the reference), "numba" or "auto"; see backends.py. For numba, batch norm
+        # is folded into the conv weights here, so self.params then holds the folded tree.
+        self.backend = resolve_backend(backend)
+        self.params = prepare_params(params, self.backend)
+        self.ops = get_ops(self.backend)  # the primitives model.py's blocks run on
 
     @classmethod
     def _expected_shapes(cls, config: MobileViTConfig, **kwargs) -> dict[str, tuple[int, ...]]:
@@ -78,25 +84,38 @@ class _PreTrained:
 
     @classmethod
     def from_config(
-        cls, config: MobileViTConfig, state_dict: dict[str, np.ndarray], dtype: np.dtype | type = np.float32, **kwargs
+        cls,
+        config: MobileViTConfig,
+        state_dict: dict[str, np.ndarray],
+        dtype: np.dtype | type = np.float32,
+        backend: str = "numpy",
+        **kwargs,
     ):
-        """Build the model from a config and a flat {transformers name: array} dict."""
+        """Build the model from a config and a flat {transformers name: array} dict.
+
+        backend: "numpy" (reference), "numba" (fast; needs the `fast` extra) or "auto".
+        """
         dtype = _float_dtype(dtype)
+        backend = resolve_backend(backend)  # fail before reading weights
         expected = cls._expected_shapes(config, **kwargs)
         weights = prepare_state_dict(state_dict, expected, cls.head, dtype, source="state_dict")
-        return cls(config, build_tree(weights), dtype, **kwargs)
+        return cls(config, build_tree(weights), dtype, backend=backend, **kwargs)
 
     @classmethod
-    def from_pretrained(cls, path: str | os.PathLike, dtype: np.dtype | type = np.float32, **kwargs):
-        """Load config.json and model.safetensors from a local checkpoint folder."""
-        path = os.fspath(path)
-        if not os.path.isdir(path):
-            raise FileNotFoundError(f"checkpoint folder not found: {path}")
+    def from_pretrained(
+        cls, path: str | os.PathLike, dtype: np.dtype | type = np.float32, backend: str = "numpy", **kwargs
+    ):
+        """Load config.json and model.safetensors from a local checkpoint folder.
+
+        backend: "numpy" (reference), "numba" (fast; needs the `fast` extra) or "auto".
+        """
+        backend = resolve_backend(backend)
+        path = resolve_checkpoint(path)  # a local folder, or the Hub download of an "owner/name" id
         config = MobileViTConfig.from_pretrained(path)
         dtype = _float_dtype(dtype)
         expected = cls._expected_shapes(config, **kwargs)
         weights = prepare_state_dict(load_checkpoint_tensors(path), expected, cls.head, dtype, source=path)
-        return cls(config, build_tree(weights), dtype, **kwargs)
+        return cls(config, build_tree(weights), dtype, backend=backend, **kwargs)
 
     def _check_input(self, pixel_values: np.ndarray) -> np.ndarray:
         """(B, C, H, W) floats in the model's dtype, or a ValueError naming what is wrong."""
@@ -128,7 +147,7 @@ class _PreTrained:
         return recorded
 
     def _backbone(self, pixel_values: np.ndarray) -> BackboneResult:
-        return backbone(self._check_input(pixel_values), self._backbone_params, self.config)
+        return backbone(self._check_input(pixel_values), self._backbone_params, self.config, self.ops)
 
     @property
     def _backbone_params(self) -> dict:
@@ -153,9 +172,14 @@ class MobileViTModel(_PreTrained):
     """The backbone: stem, five encoder stages and (with expand_output) a 1x1 expansion and mean pooling."""
 
     def __init__(
-        self, config: MobileViTConfig, params: dict, dtype: np.dtype = np.float32, expand_output: bool = True
+        self,
+        config: MobileViTConfig,
+        params: dict,
+        dtype: np.dtype = np.float32,
+        expand_output: bool = True,
+        backend: str = "numpy",
     ) -> None:
-        super().__init__(config, params, dtype)
+        super().__init__(config, params, dtype, backend)
         self.expand_output = expand_output
 
     @classmethod
@@ -168,7 +192,7 @@ class MobileViTModel(_PreTrained):
         result = self._backbone(pixel_values)
         last, pooled = result.last_hidden_state, None
         if self.expand_output:
-            last, pooled = expand_and_pool(last, self.params["conv_1x1_exp"], self.config)
+            last, pooled = expand_and_pool(last, self.params["conv_1x1_exp"], self.config, self.ops)
         return BaseModelOutputWithPooling(
             last_hidden_state=last,
             pooler_output=pooled,
@@ -194,8 +218,10 @@ class MobileViTForImageClassification(_PreTrained):
         output_attentions: bool = False,
     ) -> ImageClassifierOutput:
         result = self._backbone(pixel_values)
-        _, pooled = expand_and_pool(result.last_hidden_state, self._backbone_params["conv_1x1_exp"], self.config)
-        logits = classification_head(pooled, self.params.get("classifier"))
+        _, pooled = expand_and_pool(
+            result.last_hidden_state, self._backbone_params["conv_1x1_exp"], self.config, self.ops
+        )
+        logits = classification_head(pooled, self.params.get("classifier"), self.ops)
         return ImageClassifierOutput(
             logits=logits,
             loss=None if labels is None else self.loss(logits, labels),
@@ -241,7 +267,7 @@ class MobileViTForSemanticSegmentation(_PreTrained):
             raise ValueError("The number of labels should be greater than one")
         result = self._backbone(pixel_values)
         head = self.params["segmentation_head"]
-        logits = segmentation_head(result.last_hidden_state, head["aspp"], head["classifier"], self.config)
+        logits = segmentation_head(result.last_hidden_state, head["aspp"], head["classifier"], self.config, self.ops)
         return SemanticSegmenterOutput(
             logits=logits,
             loss=None if labels is None else self.loss(logits, labels),

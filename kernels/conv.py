@@ -1,0 +1,139 @@
+"""Convolution kernels: depthwise kxk direct, im2col for dense kxk, fused bias + activation.
+
+Each kernel has a NumPy twin in mobilevit_np.layers with the same arguments (the tests
+compare them). Dense and 1x1 convolutions stay matrix products run by NumPy's BLAS
+(numba's own np.dot would need SciPy); the kernels do the memory-bound work around them.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from mobilevit_np.kernels.config import kernel
+from mobilevit_np.kernels.elementwise import activate
+from numba import prange
+
+from mobilevit_np.layers import conv_output_size
+
+
+@kernel(parallel=True)
+def _bias_act_channels(x, bias, act):
+    """In place: x[b, c, :] = act(x[b, c, :] + bias[c]) on x (B, C, S)."""
+    batch, channels, size = x.shape
+    for bc in prange(batch * channels):
+        b, c = bc // channels, bc % channels
+        row = x[b, c]
+        shift = bias[c]
+        for s in range(size):
+            row[s] = activate(row[s] + shift, act)
+
+
+@kernel(parallel=True)
+def _bias_act_rows(x, bias, act):
+    """In place: x[r, :] = act(x[r, :] + bias) on x (R, O)."""
+    rows, width = x.shape
+    for r in prange(rows):
+        row = x[r]
+        for o in range(width):
+            row[o] = activate(row[o] + bias[o], act)
+
+
+def bias_act(x: np.ndarray, bias: np.ndarray | None, act: int, channel_axis: int) -> np.ndarray:
+    """x + bias along `channel_axis` (1 for NCHW maps, -1 for tokens), then activation `act`.
+
+    Works in place on x (a fresh matmul output) and returns it.
+    Twin: activation(x + bias[:, None, None]) / activation(x + bias).
+    """
+    if bias is None:
+        bias = np.zeros(x.shape[channel_axis], x.dtype)
+    if channel_axis == 1:
+        _bias_act_channels(x.reshape(x.shape[0], x.shape[1], -1), bias, act)
+    else:
+        _bias_act_rows(x.reshape(-1, x.shape[-1]), bias, act)
+    return x
+
+
+@kernel(parallel=True)
+def _depthwise(x, weight, bias, stride, padding, dilation, act, out):
+    batch, channels, height, width = x.shape
+    k = weight.shape[-1]
+    out_h, out_w = out.shape[2], out.shape[3]
+    for bc in prange(batch * channels):
+        b, c = bc // channels, bc % channels
+        plane, taps = x[b, c], weight[c, 0]
+        for y in range(out_h):
+            row = out[b, c, y]
+            row[:] = bias[c]
+            for i in range(k):
+                iy = y * stride - padding + i * dilation
+                if iy < 0 or iy >= height:
+                    continue
+                src = plane[iy]
+                for j in range(k):
+                    w = taps[i, j]
+                    offset = j * dilation - padding  # input column = x * stride + offset
+                    x_lo = max(0, (stride - 1 - offset) // stride)  # first x with column >= 0
+                    x_hi = min(out_w, (width - 1 - offset) // stride + 1)  # past the last column < width
+                    for xo in range(x_lo, x_hi):
+                        row[xo] += w * src[xo * stride + offset]
+            for xo in range(out_w):
+                row[xo] = activate(row[xo], act)
+
+
+def depthwise_conv2d(
+    x: np.ndarray,
+    weight: np.ndarray,
+    bias: np.ndarray | None = None,
+    stride: int = 1,
+    padding: int = 0,
+    dilation: int = 1,
+    act: int = 0,
+) -> np.ndarray:
+    """Depthwise convolution with fused bias and activation, computed directly (no im2col).
+
+    x (B, C, H, W), weight (C, 1, k, k), bias (C,) -> (B, C, Ho, Wo).
+    Twin: activation(layers.conv2d(x, weight, bias, stride, padding, dilation, groups=C)).
+    """
+    batch, channels, height, width = x.shape
+    kernel_size = weight.shape[-1]
+    out_h = conv_output_size(height, kernel_size, stride, padding, dilation)
+    out_w = conv_output_size(width, kernel_size, stride, padding, dilation)
+    out = np.empty((batch, channels, out_h, out_w), x.dtype)
+    if bias is None:
+        bias = np.zeros(channels, x.dtype)
+    _depthwise(np.ascontiguousarray(x), np.ascontiguousarray(weight), bias, stride, padding, dilation, act, out)
+    return out
+
+
+@kernel(parallel=True)
+def _im2col(x, kernel_size, stride, padding, dilation, cols):
+    batch, channels, height, width = x.shape
+    k = kernel_size
+    out_h, out_w = cols.shape[3], cols.shape[4]
+    for bct in prange(batch * channels * k * k):
+        b, rest = bct // (channels * k * k), bct % (channels * k * k)
+        c, t = rest // (k * k), rest % (k * k)
+        i, j = t // k, t % k
+        offset = j * dilation - padding
+        x_lo = min(out_w, max(0, (stride - 1 - offset) // stride))
+        x_hi = max(x_lo, min(out_w, (width - 1 - offset) // stride + 1))
+        for y in range(out_h):
+            row = cols[b, c, t, y]
+            iy = y * stride - padding + i * dilation
+            if iy < 0 or iy >= height:
+                row[:] = 0
+                continue
+            src = x[b, c, iy]
+            row[:x_lo] = 0
+            for xo in range(x_lo, x_hi):
+                row[xo] = src[xo * stride + offset]
+            row[x_hi:] = 0
+
+
+def im2col(x: np.ndarray, kernel: int, stride: int, padding: int, dilation: int) -> np.ndarray:
+    """Kernel windows as columns, x (B, C, H, W) -> (B, C, k*k, Ho, Wo). Twin: layers.im2col."""
+    batch, channels, height, width = x.shape
+    out_h = conv_output_size(height, kernel, stride, padding, dilation)
+    out_w = conv_output_size(width, kernel, stride, padding, dilation)
+    cols = np.empty((batch, channels, kernel * kernel, out_h, out_w), x.dtype)
+    _im2col(np.ascontiguousarray(x), kernel, stride, padding, dilation, cols)
+    return cols

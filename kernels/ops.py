@@ -1,0 +1,109 @@
+"""The fast primitives: the same signatures as the reference ops in mobilevit_np.model.
+
+model.py's blocks call `ops.conv_layer`, `ops.linear`, ... ; the numba backend hands them
+these functions instead of the NumPy ones (see mobilevit_np.backends). Each is glue:
+BLAS matrix products through NumPy, and jitted kernels for the passes around them, fused
+so a feature map is written once per layer (conv + bias + activation in one pass, with
+batch norm already folded into the conv weights at load time).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from mobilevit_np.kernels.config import kernel
+from mobilevit_np.kernels.conv import bias_act, depthwise_conv2d, im2col
+from mobilevit_np.kernels.elementwise import NONE, RELU, SILU, activate
+from mobilevit_np.kernels.transformer import scaled_softmax
+from numba import prange
+
+from mobilevit_np.activations import get_activation as reference_activation
+from mobilevit_np.activations import relu, silu
+from mobilevit_np.backends import fold_batch_norm
+from mobilevit_np.layers import conv2d
+
+_CHUNK = 16384  # elements per parallel task in flat element-wise loops
+
+
+@kernel(parallel=True)
+def _activate_flat(x, act, out):
+    n = x.size
+    for chunk in prange((n + _CHUNK - 1) // _CHUNK):
+        for i in range(chunk * _CHUNK, min(n, (chunk + 1) * _CHUNK)):
+            out[i] = activate(x[i], act)
+
+
+def fast_silu(x: np.ndarray) -> np.ndarray:
+    """SiLU as one parallel pass. Twin: activations.silu."""
+    out = np.empty(x.shape, x.dtype)
+    _activate_flat(np.ascontiguousarray(x).reshape(-1), SILU, out.reshape(-1))
+    return out
+
+
+# Activations the kernels can fuse, by the function model.py passes.
+_FUSED = {silu: SILU, fast_silu: SILU, relu: RELU}
+
+
+def get_activation(name: str):
+    """Like activations.get_activation, with SiLU ("silu", "swish") as the jitted fast_silu."""
+    activation = reference_activation(name)
+    return fast_silu if activation is silu else activation
+
+
+def conv_layer(x, convolution, normalization=None, *, stride=1, dilation=1, activation=None) -> np.ndarray:
+    """convolution -> batch norm -> activation, as model.conv_layer, fused.
+
+    x (B, C, H, W) -> (B, O, Ho, Wo). Batch norm is folded into the weights here unless the
+    parameters were folded at load time (backends.fold_batch_norms: then normalization is None).
+    1x1: one matmul per image; depthwise: a direct kernel; dense kxk: im2col + matmul.
+    """
+    weight, bias = convolution["weight"], convolution.get("bias")
+    if normalization is not None:
+        weight, bias = fold_batch_norm(weight, bias, normalization)
+    act = _FUSED.get(activation, NONE if activation is None else -1)
+    fused = act if act >= 0 else NONE
+    batch, channels, height, width = x.shape
+    out_channels, group_channels, size, _ = weight.shape
+    groups = channels // group_channels
+    padding = (size - 1) // 2 * dilation
+    if groups == 1 and size == 1 and stride == 1:
+        out = np.matmul(weight.reshape(out_channels, channels), x.reshape(batch, channels, height * width))
+        out = bias_act(out.reshape(batch, out_channels, height, width), bias, fused, channel_axis=1)
+    elif groups == channels == out_channels:
+        out = depthwise_conv2d(x, weight, bias, stride, padding, dilation, fused)
+    elif groups == 1:
+        cols = im2col(x, size, stride, padding, dilation)  # (B, C, k*k, Ho, Wo)
+        out_h, out_w = cols.shape[3:]
+        out = np.matmul(weight.reshape(out_channels, -1), cols.reshape(batch, -1, out_h * out_w))
+        out = bias_act(out.reshape(batch, out_channels, out_h, out_w), bias, fused, channel_axis=1)
+    else:  # grouped convolutions other than depthwise: not in MobileViT, kept correct
+        out = conv2d(x, weight, None, stride, padding, dilation, groups)
+        out = bias_act(out, bias, fused, channel_axis=1)
+    return out if act >= 0 else activation(out)
+
+
+def linear(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None = None) -> np.ndarray:
+    """x (..., in) @ weight.T + bias -> (..., out) as one matmul over all tokens. Twin: layers.linear."""
+    out = np.matmul(x.reshape(-1, x.shape[-1]), weight.T)  # (tokens, out), C-contiguous
+    return bias_act(out, bias, NONE, channel_axis=-1).reshape(*x.shape[:-1], weight.shape[0])
+
+
+def multi_head_attention(x, query, key, value, num_heads: int) -> tuple[np.ndarray, np.ndarray]:
+    """Scaled dot-product attention, as layers.multi_head_attention: (N, L, D) -> context, probs.
+
+    The heads are strided views into the projections (no copies); the scores are written
+    once by BLAS and turned into probabilities in place by the softmax kernel.
+    """
+    n, length, width = x.shape
+    head_dim = width // num_heads
+
+    def split_heads(t: np.ndarray) -> np.ndarray:  # (N, L, D) -> (N, heads, L, d), a view
+        return t.reshape(n, length, num_heads, head_dim).transpose(0, 2, 1, 3)
+
+    q = split_heads(linear(x, **query))
+    k = split_heads(linear(x, **key))
+    v = split_heads(linear(x, **value))
+    probs = scaled_softmax(np.matmul(q, k.transpose(0, 1, 3, 2)), 1 / math.sqrt(head_dim))  # (N, heads, L, L)
+    context = np.matmul(probs, v)  # (N, heads, L, d)
+    return context.transpose(0, 2, 1, 3).reshape(n, length, width), probs
