@@ -51,8 +51,8 @@ def read_header(path: str) -> tuple[dict, int]:
         raw = f.read(header_len)
     try:
         header = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise WeightsError(f"{path}: corrupt safetensors file: header is not valid JSON ({e})") from None
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
+        raise WeightsError(f"{path}: corrupt safetensors file: header is not valid JSON ({e!r:.200})") from None
     if not isinstance(header, dict):
         raise WeightsError(f"{path}: corrupt safetensors file: header is not a JSON object")
     header.pop("__metadata__", None)
@@ -67,7 +67,7 @@ def _check_entries(path: str, header: dict, data_size: int) -> None:
         where = f"{path}: tensor {name!r}"
         if not isinstance(entry, dict) or not {"dtype", "shape", "data_offsets"} <= entry.keys():
             raise WeightsError(f"{where}: header entry needs dtype, shape and data_offsets")
-        if entry["dtype"] not in DTYPES:
+        if not isinstance(entry["dtype"], str) or entry["dtype"] not in DTYPES:
             raise WeightsError(f"{where}: unknown dtype {entry['dtype']!r} (known: {', '.join(DTYPES)})")
         shape, offsets = entry["shape"], entry["data_offsets"]
         if not (isinstance(shape, list) and all(isinstance(d, int) and d >= 0 for d in shape)):
