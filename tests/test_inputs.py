@@ -48,3 +48,19 @@ def test_classification_loss_like_transformers(model, pixel_values):
     labels = np.array([1, 3])
     expected = -np.mean([logits[i, c] - np.log(np.exp(logits[i]).sum()) for i, c in enumerate(labels)])
     np.testing.assert_allclose(model(pixel_values, labels=labels).loss, expected, rtol=1e-5)
+
+
+def test_nan_input_stays_in_its_own_image(model, pixel_values):
+    """NaN pixels propagate to that image's logits (as in torch) and never leak into the rest of the batch."""
+    poisoned = pixel_values.copy()
+    poisoned[0, 1, 10, 20] = np.nan
+    logits = model(poisoned).logits
+    assert np.isnan(logits[0]).all()
+    np.testing.assert_array_equal(logits[1], model(pixel_values).logits[1])
+
+
+@pytest.mark.parametrize("size", [(1, 1), (1, 7), (2, 3)])
+def test_smallest_inputs_run(model, size):
+    """Every stride-2 layer pads, so any size of at least 1x1 pixels goes through (transformers agrees)."""
+    logits = model(np.full((1, 3, *size), 0.5, np.float32)).logits
+    assert logits.shape == (1, 5) and np.isfinite(logits).all()
