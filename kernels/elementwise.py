@@ -43,7 +43,7 @@ def _fast_exp_jit(v):
         return lambda v: np.exp(v)
 
     def expf(v):
-        v = min(max(v, np.float32(-87.33654)), np.float32(88.72283))  # e^v stays a normal float32
+        v = min(max(v, np.float32(-87.33654)), np.float32(88.0))  # e^v stays a finite, normal float32
         k = np.floor(v * np.float32(1.4426950408889634) + np.float32(0.5))  # round(v / ln 2)
         r = v - k * np.float32(0.693359375) + k * np.float32(2.12194440e-4)  # v - k ln2, in two parts
         p = np.float32(1.9875691500e-4)
