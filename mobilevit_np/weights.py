@@ -32,11 +32,11 @@ def load_checkpoint_tensors(folder: str | os.PathLike) -> dict[str, np.ndarray]:
     if os.path.isfile(index):
         return _load_sharded(folder, index)
     if os.path.isfile(os.path.join(folder, PYTORCH_FILE)):
-        raise WeightsError(
-            f"{folder} holds only {PYTORCH_FILE}; mobilevit_np never unpickles it here. "
-            "Convert it first with `mobilevit-np convert` (the allowlist reader) or save the "
-            "model with safe_serialization=True"
-        )
+        # Never pickle.load: the allowlist reader accepts tensors only, and saves
+        # model.safetensors beside the .bin so that this happens once (with a warning).
+        from mobilevit_np.torch_pickle import load_and_convert
+
+        return load_and_convert(os.path.join(folder, PYTORCH_FILE))
     raise WeightsError(f"no {SAFETENSORS_FILE} or {SAFETENSORS_INDEX} in {folder}")
 
 

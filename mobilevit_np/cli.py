@@ -1,0 +1,272 @@
+"""The `mobilevit-np` command (also `python -m mobilevit_np`).
+
+    mobilevit-np classify cats.png --model apple/mobilevit-small --top-k 5
+    mobilevit-np segment street.jpg --model ./deeplabv3-mobilevit-small --output mask.png --overlay overlay.png
+    mobilevit-np summary --model small --image-size 256
+    mobilevit-np convert pytorch_model.bin model.safetensors
+
+--model takes a local checkpoint folder or a Hub id (owner/name; needs the `hub` extra).
+Errors print one line and exit with status 1 (2 for bad arguments); --debug shows the traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import json
+import os
+import sys
+import time
+import warnings
+from collections.abc import Iterable
+from typing import TextIO
+
+import numpy as np
+
+PROG = "mobilevit-np"
+
+
+# ---------------------------------------------------------------- progress
+
+
+class Progress:
+    """A one-line bar on stderr, drawn only when stderr is a terminal and there is more than one item."""
+
+    def __init__(self, total: int, stream: TextIO | None = None, width: int = 30) -> None:
+        self.total, self.done, self.width = total, 0, width
+        self.stream = sys.stderr if stream is None else stream
+        self.enabled = total > 1 and self.stream.isatty()
+        self.start = time.perf_counter()
+
+    def advance(self) -> None:
+        self.done += 1
+        if self.enabled:
+            filled = self.width * self.done // self.total
+            rate = self.done / max(time.perf_counter() - self.start, 1e-9)
+            bar = "#" * filled + "." * (self.width - filled)
+            self.stream.write(f"\r[{bar}] {self.done}/{self.total} images, {rate:.1f}/s")
+            if self.done == self.total:
+                self.stream.write("\n")
+            self.stream.flush()
+
+
+def with_progress(items: list, stream: TextIO | None = None) -> Iterable:
+    progress = Progress(len(items), stream)
+    for item in items:
+        yield item
+        progress.advance()
+
+
+# ---------------------------------------------------------------- loading
+
+
+class CLIError(Exception):
+    """A problem the user can fix; printed as one line."""
+
+
+def _architectures(folder: str) -> list[str]:
+    from mobilevit_np.config import MobileViTConfig
+
+    return list(MobileViTConfig.from_pretrained(folder).extra.get("architectures") or [])
+
+
+def load_model(cls, model: str, backend: str = "numpy"):
+    """Resolve --model (folder or Hub id), check the checkpoint's head, and load it."""
+    from mobilevit_np.hub import resolve_checkpoint
+
+    folder = resolve_checkpoint(model)
+    wanted = cls.__name__
+    other = [a for a in _architectures(folder) if a.startswith("MobileViTFor") and a != wanted]
+    if other:
+        command = "segment" if "Segmentation" in other[0] else "classify"
+        raise CLIError(f"{model} is a {other[0]} checkpoint; use `{PROG} {command}` for it")
+    kwargs = {}
+    if "backend" in inspect.signature(cls.from_pretrained).parameters:
+        kwargs["backend"] = backend
+    elif backend != "numpy":
+        raise CLIError(f"--backend {backend} is not available in this version of mobilevit_np; use --backend numpy")
+    return cls.from_pretrained(folder, **kwargs), folder
+
+
+def load_processor(folder: str):
+    """The checkpoint's preprocessor_config.json, or the documented defaults (with a note) if it has none."""
+    from mobilevit_np.image_processing import PREPROCESSOR_CONFIG, MobileViTImageProcessor
+
+    if os.path.isfile(os.path.join(folder, PREPROCESSOR_CONFIG)):
+        return MobileViTImageProcessor.from_pretrained(folder)
+    processor = MobileViTImageProcessor()
+    crop = processor.crop_size
+    defaults = f"shortest edge {processor.size['shortest_edge']}, crop {crop['height']}x{crop['width']}, bilinear"
+    print(f"{PROG}: note: no {PREPROCESSOR_CONFIG} in {folder}; using the defaults ({defaults})", file=sys.stderr)
+    return processor
+
+
+def _check_images(paths: list[str]) -> None:
+    for path in paths:
+        if not os.path.isfile(path):
+            raise CLIError(f"image not found: {path}")
+
+
+# ---------------------------------------------------------------- commands
+
+
+def cmd_classify(args: argparse.Namespace) -> None:
+    from mobilevit_np.image_processing import load_image
+    from mobilevit_np.layers import softmax
+    from mobilevit_np.modeling import MobileViTForImageClassification
+
+    if args.top_k < 1:
+        raise CLIError(f"--top-k must be at least 1, got {args.top_k}")
+    _check_images(args.images)
+    model, folder = load_model(MobileViTForImageClassification, args.model, args.backend)
+    processor = load_processor(folder)
+    labels = model.config.id2label
+    results = []
+    for path in with_progress(args.images):
+        logits = model(processor(load_image(path))["pixel_values"]).logits[0]  # (num_labels,)
+        probs = softmax(logits.astype(np.float64))
+        top = np.argsort(-probs, kind="stable")[: args.top_k]
+        predictions = [
+            {"rank": r + 1, "index": int(i), "label": labels[int(i)], "probability": float(probs[i])}
+            for r, i in enumerate(top)
+        ]
+        results.append({"image": path, "predictions": predictions})
+    if args.json:
+        print(json.dumps(results, indent=2))
+        return
+    for result in results:
+        print(result["image"])
+        for p in result["predictions"]:
+            print(f"  {p['rank']:>2}. {p['probability']:.4f}  {p['label']}")
+
+
+def cmd_segment(args: argparse.Namespace) -> None:
+    from mobilevit_np.image_processing import load_image
+    from mobilevit_np.modeling import MobileViTForSemanticSegmentation
+    from mobilevit_np.palette import colorize, overlay
+    from mobilevit_np.postprocess import OUTSIDE, segment_image
+
+    _check_images([args.image])
+    for out in (args.output, args.overlay):
+        if out and not os.path.isdir(os.path.dirname(os.path.abspath(out))):
+            raise CLIError(f"cannot write {out}: its folder does not exist")
+    model, folder = load_model(MobileViTForSemanticSegmentation, args.model, args.backend)
+    processor = load_processor(folder)
+    image = load_image(args.image)
+    mask = segment_image(model, processor, image)  # (H, W) at the image's size
+    if args.output:
+        colorize(mask).save(args.output)  # palette PNG: pixel values are the class indices
+    if args.overlay:
+        overlay(image, mask).save(args.overlay)
+    labels = {**model.config.id2label, OUTSIDE: "(outside the center crop: not predicted)"}
+    classes, counts = np.unique(mask, return_counts=True)
+    print(f"{args.image}: {mask.shape[1]}x{mask.shape[0]} pixels")
+    for i in np.argsort(-counts, kind="stable"):
+        print(f"  {counts[i] / mask.size:7.2%}  {classes[i]:>3}  {labels.get(int(classes[i]), '?')}")
+    for name, path in (("mask", args.output), ("overlay", args.overlay)):
+        if path:
+            print(f"wrote {name}: {path}")
+
+
+def cmd_summary(args: argparse.Namespace) -> None:
+    from mobilevit_np.config import MobileViTConfig
+    from mobilevit_np.hub import resolve_checkpoint
+    from mobilevit_np.presets import PRESETS, preset_config
+    from mobilevit_np.summary import architecture_summary, format_summary
+
+    if args.model in PRESETS:
+        head = args.head or "classification"
+        config = preset_config(args.model, head)
+        source = f"MobileViT-{args.model} ({head}, built-in config, no weights)"
+    else:
+        if not os.path.isdir(args.model) and "/" not in args.model:
+            raise CLIError(f"unknown model {args.model!r}: not a folder, a Hub id, or one of {', '.join(PRESETS)}")
+        folder = resolve_checkpoint(args.model)
+        config = MobileViTConfig.from_pretrained(folder)
+        is_segmenter = any("Segmentation" in a for a in config.extra.get("architectures") or [])
+        head = args.head or ("segmentation" if is_segmenter else "classification")
+        source = f"{args.model} ({head})"
+    size = config.image_size if args.image_size is None else args.image_size
+    if size < 1:
+        raise CLIError(f"--image-size must be positive, got {size}")
+    print(format_summary(architecture_summary(config, head, size), title=f"{source}, input 3x{size}x{size}"))
+
+
+def cmd_convert(args: argparse.Namespace) -> None:
+    from mobilevit_np.torch_pickle import convert
+
+    if not os.path.isfile(args.source):
+        raise CLIError(f"file not found: {args.source}")
+    if os.path.exists(args.destination) and not args.force:
+        raise CLIError(f"{args.destination} already exists; pass --force to overwrite it")
+    out = convert(args.source, args.destination, overwrite=args.force)
+    print(f"wrote {out}")
+
+
+# ---------------------------------------------------------------- parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG, description="MobileViT in plain NumPy: classify, segment, summarise, convert."
+    )
+    parser.add_argument("--debug", action="store_true", help="show the full traceback on errors")
+    # --debug is accepted after the command too; SUPPRESS keeps the subcommand from resetting it.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show the full traceback")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("classify", parents=[common], help="top-k ImageNet labels for images")
+    p.add_argument("images", nargs="+", metavar="IMAGE")
+    p.add_argument("--model", required=True, help="checkpoint folder or Hub id (e.g. apple/mobilevit-small)")
+    p.add_argument("--top-k", type=int, default=5)
+    p.add_argument("--backend", choices=["numpy", "numba"], default="numpy")
+    p.add_argument("--json", action="store_true", help="print the predictions as JSON")
+    p.set_defaults(run=cmd_classify)
+
+    p = sub.add_parser("segment", parents=[common], help="class mask and colour overlay for an image")
+    p.add_argument("image", metavar="IMAGE")
+    p.add_argument("--model", required=True, help="segmentation checkpoint folder or Hub id")
+    p.add_argument("--output", "--out", "-o", help="write the class mask here (palette PNG, value = class index)")
+    p.add_argument("--overlay", help="write the image with the mask's colours blended in")
+    p.add_argument("--backend", choices=["numpy", "numba"], default="numpy")
+    p.set_defaults(run=cmd_segment)
+
+    p = sub.add_parser("summary", parents=[common], help="architecture table: shapes, parameters, MACs")
+    p.add_argument("--model", required=True, help="small, x-small, xx-small, a checkpoint folder or a Hub id")
+    p.add_argument("--image-size", type=int, default=None, help="input side in pixels (default: the config's)")
+    p.add_argument("--head", choices=["classification", "segmentation", "base"], default=None)
+    p.set_defaults(run=cmd_summary)
+
+    p = sub.add_parser("convert", parents=[common], help="pytorch_model.bin -> model.safetensors, without torch")
+    p.add_argument("source", metavar="PYTORCH_MODEL_BIN")
+    p.add_argument("destination", metavar="MODEL_SAFETENSORS")
+    p.add_argument("--force", action="store_true", help="overwrite the destination")
+    p.set_defaults(run=cmd_convert)
+    return parser
+
+
+def _one_line(error: BaseException) -> str:
+    lines = str(error).strip().splitlines() or [type(error).__name__]
+    more = f" (+{len(lines) - 1} more lines; --debug shows everything)" if len(lines) > 1 else ""
+    return lines[0] + more
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+
+    def note(message, category, filename, lineno, file=None, line=None):
+        print(f"{PROG}: note: {message}", file=sys.stderr)
+
+    warnings.showwarning = note  # library warnings (e.g. "converted pytorch_model.bin") as one line
+    try:
+        args.run(args)
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as error:
+        if args.debug:
+            raise
+        print(f"{PROG}: error: {_one_line(error)}", file=sys.stderr)
+        return 1
+    return 0

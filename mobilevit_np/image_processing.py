@@ -1,0 +1,518 @@
+"""MobileViTImageProcessor: a picture in, `pixel_values` out, exactly as transformers prepares them.
+
+    processor = MobileViTImageProcessor.from_pretrained("path/to/mobilevit-small")
+    inputs = processor(load_image("cats.png"), return_tensors="np")
+    inputs["pixel_values"]  # float32 (1, 3, 256, 256), BGR, values in [0, 1]
+
+The real work is five steps, in transformers' order (its Pillow-based processor,
+`MobileViTImageProcessorPil` in transformers 5.x, `MobileViTImageProcessor` in 4.x):
+
+    1. resize so the shortest edge is `size["shortest_edge"]` (Pillow, `resample`)
+    2. rescale: uint8 -> float32 times 1/255
+    3. center crop to `crop_size`, padding with zeros when the image is smaller
+    4. flip RGB -> BGR (the Apple checkpoints were trained on OpenCV's BGR images)
+    5. stack channels first: (B, 3, H, W)
+
+There is no mean/std normalisation: MobileViT sees pixels in [0, 1].
+
+Resizing goes through Pillow, not NumPy, because Pillow's filters antialias when
+shrinking and round to uint8; matching transformers bit for bit needs the same code.
+
+Which images become RGB, and EXIF orientation (checked against transformers 5.24):
+- A path (str or os.PathLike) is opened by `load_image`, which applies the EXIF
+  orientation tag and converts to RGB, as transformers' `load_image` (and so its
+  processor, when given a path) does.
+- A PIL image is used as stored: no EXIF rotation, as in transformers. Non-RGB modes
+  (L, LA, P, RGBA, CMYK, 1, I;16) are converted to RGB with Pillow's `convert("RGB")`,
+  so `processor(Image.open(p))` equals `processor(p)` for an upright image. transformers
+  does not convert a PIL image (do_convert_rgb is None for MobileViT): it would hand a
+  1- or 4-channel image to the model. Alpha is dropped, not composited.
+- 16-bit grey (PIL mode I;16) keeps its high byte (value >> 8); Pillow's convert, and so
+  transformers' load_image, clips such values at 255, which turns most 16-bit images white.
+- Arrays: (H, W) grey, (H, W, C) or (C, H, W) with C in 1, 3, 4 (channels first wins when
+  both ends could be channels, as in transformers); grey is repeated to 3 channels and a
+  4th (alpha) channel is dropped. uint8 arrays are pixels 0..255; float arrays in [0, 1]
+  are quantised to uint8 for Pillow (x * 255, truncated) and scaled back by 1/255 after
+  resizing, exactly as transformers does, so pass them with do_rescale=False.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import warnings
+from typing import Any
+
+import numpy as np
+from PIL import Image, ImageOps
+
+PREPROCESSOR_CONFIG = "preprocessor_config.json"
+RESAMPLE_NAMES = {int(r): r.name for r in Image.Resampling}  # 0 NEAREST, 2 BILINEAR, 3 BICUBIC, ...
+CHANNEL_COUNTS = (1, 3, 4)  # what an array's channel axis may hold (grey, RGB, RGBA)
+SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N")
+
+ImageLike = Any  # PIL.Image.Image | np.ndarray | str | os.PathLike
+
+
+# ------------------------------------------------------------------ reading images
+
+
+def load_image(path: str | os.PathLike) -> Image.Image:
+    """Open an image file upright and in RGB, as transformers' `load_image` does (EXIF applied)."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"image not found: {path}")
+    try:
+        with Image.open(path) as image:
+            image.load()  # read the pixels before the file closes
+            return to_rgb(ImageOps.exif_transpose(image))
+    except Image.UnidentifiedImageError:
+        raise ValueError(f"{path}: not an image file Pillow can read") from None
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """Any PIL mode -> RGB (grey repeated, palette looked up, alpha dropped, 16-bit reduced to 8)."""
+    if image.mode == "RGB":
+        return image
+    if image.mode in SIXTEEN_BIT_MODES:
+        # Keep the high byte, as Pillow itself does for 16-bit RGB PNGs.
+        image = Image.fromarray((np.asarray(image, dtype=np.uint16) >> 8).astype(np.uint8))
+    return image.convert("RGB")
+
+
+def _as_chw(image: ImageLike) -> np.ndarray:
+    """One image -> (3, H, W) array: uint8 from files and PIL, the array's own dtype otherwise."""
+    if isinstance(image, (str, os.PathLike)):
+        image = load_image(image)
+    if isinstance(image, Image.Image):
+        return np.asarray(to_rgb(image)).transpose(2, 0, 1)
+    if not isinstance(image, np.ndarray):
+        raise TypeError(f"an image must be a PIL image, a NumPy array or a file path, got {type(image).__name__}")
+    if image.dtype == bool or not (np.issubdtype(image.dtype, np.integer) or np.issubdtype(image.dtype, np.floating)):
+        raise ValueError(f"image arrays must hold integers or floats, got dtype {image.dtype}")
+    if image.ndim == 2:
+        image = image[None]  # (1, H, W)
+    elif image.ndim != 3:
+        raise ValueError(f"an image array must be (H, W), (H, W, C) or (C, H, W), got shape {image.shape}")
+    elif image.shape[0] not in CHANNEL_COUNTS:
+        if image.shape[2] not in CHANNEL_COUNTS:
+            raise ValueError(f"cannot find the channel axis of shape {image.shape}: expected 1, 3 or 4 channels")
+        image = image.transpose(2, 0, 1)  # (H, W, C) -> (C, H, W)
+    if min(image.shape[1:]) < 1:
+        raise ValueError(f"empty image: shape {image.shape}")
+    if image.shape[0] == 1:
+        return np.repeat(image, 3, axis=0)  # grey -> RGB
+    return image[:3]  # RGBA -> RGB (alpha dropped, as Pillow's convert does)
+
+
+def _as_label_map(label_map: ImageLike) -> np.ndarray:
+    """One segmentation map (PIL image or 2-D array of class indices) -> (1, H, W) array."""
+    if isinstance(label_map, Image.Image):
+        if label_map.mode not in ("L", "P", "I", *SIXTEEN_BIT_MODES):
+            raise ValueError(f"a segmentation map must be a one-channel image (L, P or I), got mode {label_map.mode}")
+        label_map = np.asarray(label_map)
+    if not isinstance(label_map, np.ndarray) or label_map.ndim != 2:
+        shape = getattr(label_map, "shape", type(label_map).__name__)
+        raise ValueError(f"a segmentation map must be a PIL image or a 2-D array of class indices, got {shape}")
+    if not np.issubdtype(label_map.dtype, np.integer):
+        raise ValueError(f"segmentation maps hold integer class indices, got dtype {label_map.dtype}")
+    return label_map[None]
+
+
+def _flat_list(items: Any, single_ndim: int) -> list:
+    """An image (or map), a list of them, or a stacked batch array -> a list."""
+    if isinstance(items, np.ndarray):
+        return list(items) if items.ndim == single_ndim + 1 else [items]
+    if isinstance(items, (list, tuple)):
+        if not items:
+            raise ValueError("no images given (empty list)")
+        return list(items)
+    return [items]
+
+
+# ------------------------------------------------------------ the five steps
+
+
+def shortest_edge_size(height: int, width: int, shortest_edge: int) -> tuple[int, int]:
+    """(new_height, new_width) with the shorter side == shortest_edge; the longer side truncates.
+
+    640x480 (W x H) at 288 -> (288, 384): int(288 * 640 / 480) = 384. Same rule as
+    transformers' get_resize_output_image_size (and torchvision's Resize).
+    """
+    short, long = (width, height) if width <= height else (height, width)
+    new_short, new_long = shortest_edge, int(shortest_edge * long / short)
+    return (new_long, new_short) if width <= height else (new_short, new_long)
+
+
+def _to_uint8_for_pillow(image: np.ndarray) -> tuple[np.ndarray, bool]:
+    """Pillow resizes 8-bit images: convert as transformers' to_pil_image does.
+
+    Returns the uint8 image and whether it was scaled from [0, 1] (to be scaled back).
+    Integer-valued data in [0, 255] is cast; floats in [0, 1] are multiplied by 255 and
+    truncated (not rounded), which is what transformers does.
+    """
+    if image.dtype == np.uint8:
+        return image, False
+    with np.errstate(invalid="ignore"):
+        integral = np.allclose(image, image.astype(np.int64))
+    if integral:
+        if image.min() < 0 or image.max() > 255:
+            raise ValueError(
+                f"image values must lie in [0, 255] (or [0, 1] for floats) to be resized, got "
+                f"[{image.min()}, {image.max()}]"
+            )
+        return image.astype(np.uint8), False
+    if not (image.min() >= 0 and image.max() <= 1):
+        raise ValueError(f"float image values must lie in [0, 1] to be resized, got [{image.min()}, {image.max()}]")
+    return (image.astype(np.float64) * 255).astype(np.float32).astype(np.uint8), True
+
+
+def resize(image: np.ndarray, size: tuple[int, int], resample: int) -> np.ndarray:
+    """(C, H, W) -> (C, *size) with Pillow's filter `resample` (C is 1 or 3)."""
+    pixels, scaled = _to_uint8_for_pillow(image)
+    hwc = pixels.transpose(1, 2, 0)
+    pil = Image.fromarray(hwc[:, :, 0] if hwc.shape[2] == 1 else hwc)  # mode L or RGB
+    out = np.asarray(pil.resize((size[1], size[0]), resample=resample))  # Pillow takes (width, height)
+    out = (out[:, :, None] if out.ndim == 2 else out).transpose(2, 0, 1)  # (C, h, w)
+    return rescale(out, 1 / 255) if scaled else out
+
+
+def rescale(image: np.ndarray, factor: float) -> np.ndarray:
+    """image * factor as float32, computed in float64 first (transformers' order of rounding)."""
+    return (image.astype(np.float64) * factor).astype(np.float32)
+
+
+def crop_window(shape: tuple[int, int], size: tuple[int, int]) -> tuple[tuple[slice, ...], tuple[slice, ...]]:
+    """Where center_crop takes pixels from and puts them: (image slices, crop slices).
+
+    Along each axis: if the image is at least as long as the crop, the window starts at
+    (length - crop) // 2; otherwise the whole image lands at offset ceil((crop - length) / 2)
+    of the crop, the rest being zeros. Same offsets as transformers' center_crop.
+    """
+    src, dst = [], []
+    for length, crop in zip(shape, size, strict=True):
+        if length >= crop:
+            start = (length - crop) // 2
+            src.append(slice(start, start + crop))
+            dst.append(slice(0, crop))
+        else:
+            start = math.ceil((crop - length) / 2)
+            src.append(slice(0, length))
+            dst.append(slice(start, start + length))
+    return tuple(src), tuple(dst)
+
+
+def center_crop(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """(C, H, W) -> (C, *size): the middle window, zero-padded where the image is smaller."""
+    src, dst = crop_window(image.shape[1:], size)
+    out = np.zeros((image.shape[0], *size), dtype=image.dtype)
+    out[(slice(None), *dst)] = image[(slice(None), *src)]
+    return out
+
+
+def flip_channel_order(image: np.ndarray) -> np.ndarray:
+    """(3, H, W) RGB <-> BGR."""
+    return image[::-1]
+
+
+def reduce_labels(label_map: np.ndarray) -> np.ndarray:
+    """Shift class indices down by one; 0 (background) becomes 255, the ignore index.
+
+    For datasets like ADE20k where 0 means "no class": 0 -> 255, k -> k-1, 255 stays 255.
+    """
+    labels = label_map.astype(np.int64)
+    return np.where(labels == 0, 255, np.where(labels == 255, 255, labels - 1))
+
+
+# ------------------------------------------------------------------- settings
+
+
+def _check_bool(name: str, value: Any) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{name} must be true or false, got {value!r}")
+    return bool(value)
+
+
+def _check_side(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def _size_dict(value: Any) -> dict[str, int]:
+    """`size` in any of transformers' spellings -> {"shortest_edge": n} or {"height": h, "width": w}.
+
+    An int means the shortest edge (MobileViT resizes keeping the aspect ratio); a pair
+    is (height, width).
+    """
+    if isinstance(value, dict):
+        if set(value) == {"shortest_edge"}:
+            return {"shortest_edge": _check_side("size.shortest_edge", value["shortest_edge"])}
+        if set(value) == {"height", "width"}:
+            return {k: _check_side(f"size.{k}", value[k]) for k in ("height", "width")}
+        raise ValueError(f"size must have the keys {{shortest_edge}} or {{height, width}}, got {sorted(value)}")
+    if isinstance(value, (list, tuple)) and len(value) == 2:
+        return {"height": _check_side("size", value[0]), "width": _check_side("size", value[1])}
+    return {"shortest_edge": _check_side("size", value)}
+
+
+def _crop_dict(value: Any) -> dict[str, int]:
+    """`crop_size`: an int (square), a (height, width) pair or {"height", "width"}."""
+    if isinstance(value, dict):
+        if set(value) != {"height", "width"}:
+            raise ValueError(f"crop_size must have the keys {{height, width}}, got {sorted(value)}")
+        return {k: _check_side(f"crop_size.{k}", value[k]) for k in ("height", "width")}
+    if isinstance(value, (list, tuple)) and len(value) == 2:
+        return {"height": _check_side("crop_size", value[0]), "width": _check_side("crop_size", value[1])}
+    side = _check_side("crop_size", value)
+    return {"height": side, "width": side}
+
+
+def _check_resample(value: Any) -> Image.Resampling:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or int(value) not in RESAMPLE_NAMES:
+        choices = ", ".join(f"{k} ({v})" for k, v in RESAMPLE_NAMES.items())
+        raise ValueError(f"resample must be one of Pillow's filters {choices}, got {value!r}")
+    return Image.Resampling(int(value))
+
+
+def _check_factor(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ValueError(f"rescale_factor must be a number, got {value!r}")
+    return float(value)
+
+
+SETTINGS = {  # name -> checker; the processor's attributes, as transformers names them
+    "do_resize": lambda v: _check_bool("do_resize", v),
+    "size": _size_dict,
+    "resample": _check_resample,
+    "do_center_crop": lambda v: _check_bool("do_center_crop", v),
+    "crop_size": _crop_dict,
+    "do_rescale": lambda v: _check_bool("do_rescale", v),
+    "rescale_factor": _check_factor,
+    "do_flip_channel_order": lambda v: _check_bool("do_flip_channel_order", v),
+    "do_reduce_labels": lambda v: _check_bool("do_reduce_labels", v),
+}
+
+# preprocessor_config.json keys that MobileViT's processor reads but does not use
+# (its pipeline has no normalisation step) or that only name the class.
+IGNORED_KEYS = {
+    "feature_extractor_type",
+    "image_processor_type",
+    "processor_class",
+    "do_normalize",
+    "image_mean",
+    "image_std",
+    "do_convert_rgb",
+    "default_to_square",
+    "do_flip_channels",
+}
+
+
+class BatchFeature(dict):
+    """The processor's output: a dict whose keys also read as attributes (inputs.pixel_values)."""
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+
+class MobileViTImageProcessor:
+    """Resize (shortest edge), center crop, rescale, flip to BGR: MobileViT's preprocessing.
+
+    Defaults are those of transformers' MobileViT documentation: shortest edge 224,
+    crop 256x256, BILINEAR, rescale 1/255, flip on. transformers 5.x changed its class
+    default `resample` to BICUBIC; that only matters without a preprocessor_config.json,
+    since every Apple checkpoint's config sets resample=2 (BILINEAR), size 288 (544 for
+    the DeepLabV3 segmenters) and crop 256 (512).
+
+    Every setting can also be passed per call: `processor(image, do_center_crop=False)`.
+    """
+
+    model_input_names = ["pixel_values"]
+
+    def __init__(
+        self,
+        do_resize: bool = True,
+        size: int | dict[str, int] | None = None,
+        resample: int = Image.Resampling.BILINEAR,
+        do_center_crop: bool = True,
+        crop_size: int | dict[str, int] | None = None,
+        do_rescale: bool = True,
+        rescale_factor: float = 1 / 255,
+        do_flip_channel_order: bool = True,
+        do_reduce_labels: bool = False,
+    ) -> None:
+        given = dict(
+            do_resize=do_resize,
+            size={"shortest_edge": 224} if size is None else size,
+            resample=resample,
+            do_center_crop=do_center_crop,
+            crop_size={"height": 256, "width": 256} if crop_size is None else crop_size,
+            do_rescale=do_rescale,
+            rescale_factor=rescale_factor,
+            do_flip_channel_order=do_flip_channel_order,
+            do_reduce_labels=do_reduce_labels,
+        )
+        for name, value in given.items():
+            setattr(self, name, SETTINGS[name](value))
+
+    # ------------------------------------------------------------ config I/O
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> MobileViTImageProcessor:
+        """Build from a preprocessor_config.json dict, old ("size": 288) or current form.
+
+        The old key `do_flip_channels` is ignored, as transformers ignores it (it always
+        flips unless `do_flip_channel_order` says otherwise); a warning says so when the
+        two would disagree. Keys that are not settings are kept in `extra`.
+        """
+        if not isinstance(data, dict):
+            raise ValueError(f"a preprocessor config must be a JSON object, got {type(data).__name__}")
+        settings = {k: v for k, v in data.items() if k in SETTINGS}
+        flip = settings.get("do_flip_channel_order", True)
+        if "do_flip_channels" in data and data["do_flip_channels"] != flip:
+            warnings.warn(
+                f"do_flip_channels={data['do_flip_channels']!r} is a legacy key that transformers ignores; "
+                f"the channels are flipped as do_flip_channel_order={flip!r} says. Set do_flip_channel_order "
+                "to change it.",
+                UserWarning,
+                stacklevel=2,
+            )
+        processor = cls(**settings)
+        processor.extra = {k: v for k, v in data.items() if k not in SETTINGS and k not in IGNORED_KEYS}
+        return processor
+
+    @classmethod
+    def from_pretrained(cls, path: str | os.PathLike) -> MobileViTImageProcessor:
+        """Read preprocessor_config.json from a checkpoint folder, a JSON file, or a Hub id."""
+        from mobilevit_np.hub import resolve_checkpoint
+
+        path = os.fspath(path)
+        if os.path.isfile(path):
+            file = path
+        else:
+            file = os.path.join(resolve_checkpoint(path), PREPROCESSOR_CONFIG)
+        if not os.path.isfile(file):
+            raise FileNotFoundError(f"{PREPROCESSOR_CONFIG} not found: {file}")
+        try:
+            with open(file, encoding="utf-8") as f:
+                data = json.load(f)
+        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise ValueError(f"{file} is not valid JSON: {e}") from None
+        try:
+            return cls.from_dict(data)
+        except ValueError as e:
+            raise ValueError(f"{file}: {e}") from None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The settings in transformers' current form (as save_pretrained writes them)."""
+        data = {name: getattr(self, name) for name in SETTINGS}
+        data["resample"] = int(self.resample)
+        return {**getattr(self, "extra", {}), **data, "image_processor_type": "MobileViTImageProcessor"}
+
+    def save_pretrained(self, folder: str | os.PathLike) -> None:
+        os.makedirs(folder, exist_ok=True)
+        with open(os.path.join(folder, PREPROCESSOR_CONFIG), "w", encoding="utf-8") as f:
+            json.dump(self.to_dict(), f, indent=2, sort_keys=True)
+            f.write("\n")
+
+    def __repr__(self) -> str:
+        settings = ", ".join(f"{k}={getattr(self, k)!r}" for k in SETTINGS)
+        return f"MobileViTImageProcessor({settings})"
+
+    # ------------------------------------------------------------ processing
+    def _settings(self, overrides: dict[str, Any]) -> dict[str, Any]:
+        unknown = sorted(set(overrides) - set(SETTINGS))
+        if unknown:
+            raise TypeError(f"unknown processor argument(s): {', '.join(unknown)}; known: {', '.join(SETTINGS)}")
+        return {
+            name: SETTINGS[name](overrides[name]) if name in overrides else getattr(self, name) for name in SETTINGS
+        }
+
+    def output_geometry(self, height: int, width: int, **overrides) -> dict[str, tuple[int, int]]:
+        """Where an (height, width) image goes: {"resized": (h, w), "crop": (h, w)}.
+
+        "crop" is the size of pixel_values; post-processing uses both to map masks back.
+        """
+        s = self._settings(overrides)
+        resized = (height, width)
+        if s["do_resize"]:
+            size = s["size"]
+            resized = (
+                shortest_edge_size(height, width, size["shortest_edge"])
+                if "shortest_edge" in size
+                else (size["height"], size["width"])
+            )
+        crop = (s["crop_size"]["height"], s["crop_size"]["width"]) if s["do_center_crop"] else resized
+        return {"resized": resized, "crop": crop}
+
+    def _process_image(self, image: np.ndarray, s: dict[str, Any]) -> np.ndarray:
+        """(3, H, W) -> (3, crop_h, crop_w) float32."""
+        geometry = self.output_geometry(*image.shape[1:], **s)
+        if s["do_resize"]:
+            image = resize(image, geometry["resized"], s["resample"])
+        if s["do_rescale"]:
+            image = rescale(image, s["rescale_factor"])
+        if s["do_center_crop"]:
+            image = center_crop(image, geometry["crop"])
+        if s["do_flip_channel_order"]:
+            image = flip_channel_order(image)
+        return np.ascontiguousarray(image, dtype=np.float32)
+
+    def _process_label_map(self, label_map: np.ndarray, s: dict[str, Any]) -> np.ndarray:
+        """(1, H, W) class indices -> (crop_h, crop_w) int64: same geometry, nearest neighbour."""
+        geometry = self.output_geometry(*label_map.shape[1:], **s)
+        if s["do_reduce_labels"]:
+            label_map = reduce_labels(label_map)
+        if s["do_resize"]:
+            label_map = resize(label_map, geometry["resized"], Image.Resampling.NEAREST)
+        if s["do_center_crop"]:
+            label_map = center_crop(label_map, geometry["crop"])
+        return label_map[0].astype(np.int64)
+
+    def preprocess(
+        self,
+        images: ImageLike | list[ImageLike],
+        segmentation_maps: ImageLike | list[ImageLike] | None = None,
+        return_tensors: str | None = "np",
+        **overrides: Any,
+    ) -> BatchFeature:
+        """Images (and optional label maps) -> {"pixel_values": (B, 3, H, W) float32, "labels": (B, H, W) int64}.
+
+        `images`: one image or a list; a 4-D array is a batch. With return_tensors=None
+        the values are lists of per-image arrays (needed when do_center_crop=False and
+        the images differ in size).
+        """
+        if return_tensors not in ("np", None):
+            raise ValueError(f"return_tensors must be 'np' or None (NumPy arrays only), got {return_tensors!r}")
+        s = self._settings(overrides)
+        pixel_values = [self._process_image(_as_chw(image), s) for image in _flat_list(images, 3)]
+        data = {"pixel_values": pixel_values}
+        if segmentation_maps is not None:
+            maps = _flat_list(segmentation_maps, 2)
+            if len(maps) != len(pixel_values):
+                raise ValueError(f"got {len(pixel_values)} images but {len(maps)} segmentation maps")
+            data["labels"] = [self._process_label_map(_as_label_map(m), s) for m in maps]
+        if return_tensors == "np":
+            data = {key: _stack(key, arrays) for key, arrays in data.items()}
+        return BatchFeature(data)
+
+    __call__ = preprocess
+
+    def post_process_semantic_segmentation(self, outputs, target_sizes=None) -> list[np.ndarray]:
+        """Class masks from a segmenter's outputs; see mobilevit_np.postprocess."""
+        from mobilevit_np.postprocess import post_process_semantic_segmentation
+
+        return post_process_semantic_segmentation(outputs, target_sizes)
+
+
+def _stack(key: str, arrays: list[np.ndarray]) -> np.ndarray:
+    shapes = {a.shape for a in arrays}
+    if len(shapes) > 1:
+        raise ValueError(
+            f"cannot stack {key} of different sizes {sorted(shapes)}; keep do_center_crop=True or pass "
+            "return_tensors=None for a list"
+        )
+    return np.stack(arrays)

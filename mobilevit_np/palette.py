@@ -1,0 +1,69 @@
+"""Colours for class masks: the PASCAL VOC palette, a coloured mask, and an overlay on the photo.
+
+Pillow only, no matplotlib:
+
+    colorize(mask).save("mask.png")                 # palette PNG: pixel value = class index
+    overlay(image, mask, alpha=0.5).save("overlay.png")
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image
+
+
+def voc_palette(num_colors: int = 256) -> np.ndarray:
+    """(num_colors, 3) uint8: the PASCAL VOC colour map.
+
+    Class i's colour spreads the bits of i over the three channels, high bit first:
+    bit 0 of i -> red, bit 1 -> green, bit 2 -> blue, then the next three bits one
+    place lower. So 0 is black, 1 (aeroplane) is (128, 0, 0), 15 (person) (192, 128, 128),
+    and 255 (the ignore index) (224, 224, 192).
+    """
+    palette = np.zeros((num_colors, 3), dtype=np.uint8)
+    for i in range(num_colors):
+        c, rgb = i, [0, 0, 0]
+        for shift in range(7, -1, -1):
+            for channel in range(3):
+                rgb[channel] |= ((c >> channel) & 1) << shift
+            c >>= 3
+        palette[i] = rgb
+    return palette
+
+
+def _check_mask(mask: np.ndarray) -> np.ndarray:
+    mask = np.asarray(mask)
+    if mask.ndim != 2 or not np.issubdtype(mask.dtype, np.integer):
+        raise ValueError(f"a mask is a 2-D array of integer class indices, got {mask.dtype} shape {mask.shape}")
+    if mask.size and (mask.min() < 0 or mask.max() > 255):
+        raise ValueError(f"mask values must lie in [0, 255] to be coloured, got [{mask.min()}, {mask.max()}]")
+    return mask
+
+
+def colorize(mask: np.ndarray) -> Image.Image:
+    """(H, W) class indices -> palette ("P") image: stores the indices, shows the VOC colours."""
+    mask = _check_mask(mask)
+    image = Image.frombytes("P", (mask.shape[1], mask.shape[0]), np.ascontiguousarray(mask, dtype=np.uint8).tobytes())
+    image.putpalette(voc_palette().tobytes())
+    return image
+
+
+def overlay(
+    image: Image.Image | np.ndarray, mask: np.ndarray, alpha: float = 0.5, background: int | None = 0
+) -> Image.Image:
+    """Blend the mask's VOC colours over an RGB image of the same size.
+
+    Pixels of class `background` (0 in VOC; None to colour every class) and 255 (not
+    predicted) keep the photo's own colour.
+    """
+    rgb = np.asarray(image.convert("RGB") if isinstance(image, Image.Image) else image)
+    mask = _check_mask(mask)
+    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.shape[:2] != mask.shape:
+        raise ValueError(f"image {rgb.shape} and mask {mask.shape} must have the same height and width (RGB image)")
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"alpha must lie in [0, 1], got {alpha}")
+    colours = voc_palette()[mask].astype(np.float32)  # (H, W, 3)
+    blended = (1 - alpha) * rgb.astype(np.float32) + alpha * colours
+    keep = mask == 255 if background is None else (mask == 255) | (mask == background)
+    blended[keep] = rgb[keep]
+    return Image.fromarray(np.round(blended).astype(np.uint8))  # (H, W, 3) uint8 -> RGB

@@ -1,0 +1,97 @@
+"""From a segmenter's logits to class masks: transformers' post-processing, and masks at the image's own size.
+
+    outputs = model(processor(image)["pixel_values"])
+    masks = post_process_semantic_segmentation(outputs, target_sizes=[(480, 640)])  # like transformers
+    mask = segment_image(model, processor, image)      # (H, W) aligned with the image, in one call
+
+transformers' target_sizes stretch the logits over the whole target: the logits only
+see the processor's center crop, so on a non-square image the stretched mask is
+shifted and squashed. `mask_at_image_size` instead undoes the processor's own
+geometry (crop, then resize) and marks the pixels the crop cut off as 255, the
+ignore index.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from mobilevit_np.image_processing import crop_window, load_image
+from mobilevit_np.layers import interpolate_bilinear
+
+OUTSIDE = 255  # label of pixels the model did not see (the semantic_loss_ignore_index)
+
+
+def _logits_of(outputs: Any) -> np.ndarray:
+    logits = np.asarray(getattr(outputs, "logits", outputs))
+    if logits.ndim != 4:
+        raise ValueError(f"segmentation logits must be (batch, num_labels, height, width), got shape {logits.shape}")
+    return logits
+
+
+def _check_size(size: Any) -> tuple[int, int]:
+    if len(size) != 2 or not all(isinstance(n, (int, np.integer)) and n > 0 for n in size):
+        raise ValueError(f"a target size must be (height, width) with positive integers, got {size!r}")
+    return int(size[0]), int(size[1])
+
+
+def post_process_semantic_segmentation(
+    outputs: Any, target_sizes: list[tuple[int, int]] | None = None
+) -> list[np.ndarray]:
+    """One (H, W) int64 class mask per image, as transformers computes it.
+
+    With target_sizes, each image's logits (num_labels, h, w) are resized bilinearly
+    (align_corners=False) to its (height, width) and the argmax taken there; without,
+    the argmax is at logit resolution. `outputs` is the model's output or the logits.
+    """
+    logits = _logits_of(outputs)
+    if target_sizes is None:
+        return [scores.argmax(axis=0) for scores in logits]
+    if len(target_sizes) != len(logits):
+        raise ValueError("Make sure that you pass in as many target sizes as the batch dimension of the logits")
+    return [
+        interpolate_bilinear(logits[i : i + 1], _check_size(size))[0].argmax(axis=0)  # (K, H, W) -> (H, W)
+        for i, size in enumerate(target_sizes)
+    ]
+
+
+def mask_at_image_size(logits: np.ndarray, image_size: tuple[int, int], processor) -> np.ndarray:
+    """One image's logits (num_labels, h, w) -> (H, W) mask aligned with the original image.
+
+    The logits cover the processor's crop of the resized image. Upsample them to the
+    crop (bilinear, as transformers), put the crop back where it came from in the resized
+    image (pixels outside it get OUTSIDE = 255), then resize that to the image's size
+    with nearest neighbour, so labels stay labels.
+    """
+    logits = np.asarray(logits)
+    logits = logits[0] if logits.ndim == 4 and logits.shape[0] == 1 else logits
+    if logits.ndim != 3:
+        raise ValueError(f"expected one image's logits (num_labels, h, w), got shape {logits.shape}")
+    height, width = _check_size(image_size)
+    geometry = processor.output_geometry(height, width)
+    crop_mask = interpolate_bilinear(logits[None], geometry["crop"])[0].argmax(axis=0)  # (crop_h, crop_w)
+    resized = np.full(geometry["resized"], OUTSIDE, dtype=np.int32)
+    image_part, crop_part = crop_window(geometry["resized"], geometry["crop"])
+    resized[image_part] = crop_mask[crop_part]  # undo the center crop
+    if geometry["resized"] != (height, width):
+        resized = np.asarray(Image.fromarray(resized).resize((width, height), Image.Resampling.NEAREST))  # undo resize
+    return resized.astype(np.int64)
+
+
+def segment_image(model, processor, image: Any) -> np.ndarray:
+    """Image (path, PIL image or array) -> (H, W) int64 class mask at the image's own size, in one call."""
+    if isinstance(image, (str, os.PathLike)):
+        image = load_image(image)
+    height, width = (image.height, image.width) if isinstance(image, Image.Image) else _array_size(image)
+    logits = model(processor(image)["pixel_values"]).logits  # (1, K, h, w)
+    return mask_at_image_size(logits[0], (height, width), processor)
+
+
+def _array_size(image: np.ndarray) -> tuple[int, int]:
+    """(H, W) of an (H, W), (H, W, C) or (C, H, W) array, by the processor's channel rule."""
+    if image.ndim == 3 and image.shape[0] in (1, 3, 4):
+        return image.shape[1], image.shape[2]
+    return image.shape[0], image.shape[1]

@@ -1,0 +1,34 @@
+"""The published MobileViT sizes as configs, for building or summarising a model without a checkpoint.
+
+    config = preset_config("x-small")                      # ImageNet classifier, 1000 labels
+    config = preset_config("xx-small", "segmentation")     # DeepLabV3 head, 21 PASCAL VOC labels
+
+The numbers are those of the apple/mobilevit-* and apple/deeplabv3-mobilevit-* configs
+(channel widths from the MobileViT paper, Table 4). Labels are generic (LABEL_0, ...):
+the real names come with a checkpoint's config.json.
+"""
+
+from __future__ import annotations
+
+from mobilevit_np.config import MobileViTConfig
+
+PRESETS = {
+    "small": dict(hidden_sizes=[144, 192, 240], neck_hidden_sizes=[16, 32, 64, 96, 128, 160, 640], expand_ratio=4.0),
+    "x-small": dict(hidden_sizes=[96, 120, 144], neck_hidden_sizes=[16, 32, 48, 64, 80, 96, 384], expand_ratio=4.0),
+    "xx-small": dict(hidden_sizes=[64, 80, 96], neck_hidden_sizes=[16, 16, 24, 48, 64, 80, 320], expand_ratio=2.0),
+}
+# ImageNet-1k classifiers at output stride 32; the DeepLabV3 segmenters keep layer_5
+# at 1/16 of the image and predict the 21 PASCAL VOC classes.
+HEAD_SETTINGS = {
+    "classification": dict(num_labels=1000),
+    "segmentation": dict(num_labels=21, output_stride=16, aspp_out_channels=256, atrous_rates=[6, 12, 18]),
+}
+
+
+def preset_config(name: str, head: str = "classification", **overrides) -> MobileViTConfig:
+    """MobileViTConfig of a published size: "small", "x-small" or "xx-small"."""
+    if name not in PRESETS:
+        raise ValueError(f"unknown MobileViT size {name!r}; choose one of {', '.join(PRESETS)}")
+    if head not in HEAD_SETTINGS:
+        raise ValueError(f"head must be one of {', '.join(HEAD_SETTINGS)}, got {head!r}")
+    return MobileViTConfig(**{**PRESETS[name], **HEAD_SETTINGS[head], **overrides})

@@ -1,0 +1,373 @@
+"""Read a pytorch_model.bin state dict without torch and without running its pickle.
+
+A .bin written by torch.save (torch >= 1.6) is a zip archive:
+
+    <name>/data.pkl     a pickle of the state dict: {parameter name: tensor}
+    <name>/data/<key>   one raw little-endian byte record per storage (a tensor's memory)
+    <name>/byteorder    "little" or "big" (absent before torch 2.1: little)
+
+Unpickling is running a small stack program, and an ordinary pickle may call any
+Python function (os.system included). So pickle.load is never used here. Instead,
+this module first checks every opcode and every global the program names against an
+allowlist (the same idea as torch.load(weights_only=True)):
+
+    collections.OrderedDict            the state dict, and tensors' empty hook dicts
+    torch._utils._rebuild_tensor_v2    a tensor: (storage, offset, size, stride, ...)
+    torch._utils._rebuild_parameter    an nn.Parameter wrapping such a tensor
+    torch.FloatStorage, HalfStorage, BFloat16Storage, LongStorage, ...   storage dtypes
+
+and refuses the file, before anything runs, if it names anything else. Only then does
+`_Machine` interpret the program, with its own NumPy stand-ins for those names:
+a storage becomes a NumPy array read from its data/ record, a tensor a strided view of
+it (copied). bfloat16, which NumPy lacks, becomes float32 (exactly: bf16 is the top half
+of a float32).
+"""
+
+from __future__ import annotations
+
+import os
+import pickletools
+import tempfile
+import warnings
+import zipfile
+from collections import OrderedDict
+from typing import Any
+
+import numpy as np
+
+from mobilevit_np.safetensors_io import WeightsError
+
+BFLOAT16 = "bfloat16"  # marker: stored as uint16, widened to float32 when a tensor is built
+STORAGE_DTYPES = {
+    "DoubleStorage": np.dtype("<f8"),
+    "FloatStorage": np.dtype("<f4"),
+    "HalfStorage": np.dtype("<f2"),
+    "BFloat16Storage": BFLOAT16,
+    "LongStorage": np.dtype("<i8"),
+    "IntStorage": np.dtype("<i4"),
+    "ShortStorage": np.dtype("<i2"),
+    "CharStorage": np.dtype("i1"),
+    "ByteStorage": np.dtype("u1"),
+    "BoolStorage": np.dtype("?"),
+}
+
+# The pickle opcodes torch.save's protocol-2 state dicts use (plus the protocol-4 framing
+# ones). Anything else (INST, OBJ, NEWOBJ, EXT*, ...) is refused.
+ALLOWED_OPCODES = {
+    "PROTO", "FRAME", "STOP", "MARK", "GLOBAL", "STACK_GLOBAL", "REDUCE", "BUILD", "BINPERSID",
+    "EMPTY_DICT", "EMPTY_LIST", "EMPTY_TUPLE", "TUPLE", "TUPLE1", "TUPLE2", "TUPLE3",
+    "SETITEM", "SETITEMS", "APPEND", "APPENDS",
+    "BINPUT", "LONG_BINPUT", "MEMOIZE", "BINGET", "LONG_BINGET",
+    "BININT", "BININT1", "BININT2", "LONG1", "BINFLOAT", "NONE", "NEWTRUE", "NEWFALSE",
+    "SHORT_BINUNICODE", "BINUNICODE", "BINUNICODE8", "SHORT_BINSTRING", "BINSTRING",
+}  # fmt: skip
+STRING_OPCODES = {"SHORT_BINUNICODE", "BINUNICODE", "BINUNICODE8", "SHORT_BINSTRING", "BINSTRING"}
+LEGACY_MAGIC = 0x1950A86A20F9469CFC6C  # the number torch < 1.6 pickled first, before any tensor
+
+
+class UnsafePickleError(WeightsError):
+    """The pickle names something outside the allowlist; nothing in it was run."""
+
+
+# ------------------------------------------------------------ the stand-ins
+
+
+class _StorageType:
+    """What the global `torch.FloatStorage` (etc.) stands for here: just its dtype."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.dtype = STORAGE_DTYPES[name]
+
+
+def _rebuild_tensor_v2(storage, storage_offset, size, stride, requires_grad, backward_hooks, metadata=None):
+    """torch._utils._rebuild_tensor_v2: the tensor is storage[offset + sum(i_k * stride_k)]."""
+    data, dtype = storage
+    if not (isinstance(size, tuple) and isinstance(stride, tuple) and len(size) == len(stride)):
+        raise WeightsError(f"malformed tensor: size {size!r} and stride {stride!r} must be tuples of equal length")
+    if not all(isinstance(v, int) and v >= 0 for v in (storage_offset, *size, *stride)):
+        raise WeightsError(f"malformed tensor: offset {storage_offset!r}, size {size!r}, stride {stride!r}")
+    if backward_hooks:
+        raise UnsafePickleError("a tensor carries backward hooks; a plain state dict has none")
+    if 0 in size:
+        tensor = np.zeros(size, dtype=data.dtype)
+    else:
+        last = storage_offset + sum((n - 1) * s for n, s in zip(size, stride, strict=True))
+        if last >= data.size:
+            raise WeightsError(f"malformed tensor: it reaches element {last} of a storage of {data.size}")
+        view = np.lib.stride_tricks.as_strided(
+            data[storage_offset:], shape=size, strides=[s * data.itemsize for s in stride], writeable=False
+        )
+        tensor = np.array(view)  # a contiguous copy, in native byte order below
+    if dtype is BFLOAT16:
+        return (tensor.astype(np.uint32) << 16).view(np.float32)
+    return tensor.astype(tensor.dtype.newbyteorder("="))
+
+
+def _rebuild_parameter(data, requires_grad, backward_hooks):
+    """torch._utils._rebuild_parameter: an nn.Parameter is its tensor here."""
+    if backward_hooks:
+        raise UnsafePickleError("a parameter carries backward hooks; a plain state dict has none")
+    return data
+
+
+ALLOWED_GLOBALS: dict[tuple[str, str], Any] = {
+    ("collections", "OrderedDict"): OrderedDict,
+    ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor_v2,
+    ("torch._utils", "_rebuild_parameter"): _rebuild_parameter,
+    **{("torch", name): _StorageType(name) for name in STORAGE_DTYPES},
+}
+CALLABLE_GLOBALS = (OrderedDict, _rebuild_tensor_v2, _rebuild_parameter)
+
+
+# ---------------------------------------------------------- check, then run
+
+
+def check_pickle(program: bytes, source: str) -> None:
+    """Refuse `program` unless every opcode and global is on the allowlist. Runs nothing."""
+    recent_strings: list[str] = []  # for STACK_GLOBAL, whose names are the two strings pushed just before
+    try:
+        for opcode, arg, pos in pickletools.genops(program):
+            name = opcode.name
+            if name not in ALLOWED_OPCODES:
+                raise UnsafePickleError(
+                    f"{source}: refused pickle opcode {name} at byte {pos}; a state dict never needs it "
+                    "(nothing was executed)"
+                )
+            if name == "GLOBAL":
+                _check_global(*arg.split(" ", 1), source, pos)
+            elif name == "STACK_GLOBAL":
+                if len(recent_strings) < 2:
+                    raise UnsafePickleError(f"{source}: refused a computed global at byte {pos} (nothing was executed)")
+                _check_global(recent_strings[-2], recent_strings[-1], source, pos)
+            if name in STRING_OPCODES:
+                recent_strings.append(arg if isinstance(arg, str) else arg.decode("latin-1"))
+            elif name not in ("MEMOIZE", "BINPUT", "LONG_BINPUT"):
+                recent_strings.clear()
+    except ValueError as e:  # pickletools: truncated or garbled program
+        raise WeightsError(f"{source}: corrupt pickle ({e})") from None
+
+
+def _check_global(module: Any, name: Any, source: str, pos: int) -> None:
+    if not isinstance(module, str) or not isinstance(name, str) or (module, name) not in ALLOWED_GLOBALS:
+        raise UnsafePickleError(
+            f"{source}: refused to load: the pickle calls for {module}.{name} (at byte {pos}), which is not on the "
+            "allowlist of tensor storages, _rebuild_tensor_v2 and OrderedDict (the rule of "
+            "torch.load(weights_only=True)); nothing was executed"
+        )
+
+
+class _Machine:
+    """A pickle interpreter for the allowlisted opcodes, with NumPy stand-ins for torch's globals."""
+
+    def __init__(self, load_storage, source: str) -> None:
+        self.load_storage = load_storage  # (storage_type, key, numel) -> NumPy array
+        self.source = source
+        self.stack: list[Any] = []
+        self.marks: list[list[Any]] = []
+        self.memo: dict[int, Any] = {}
+
+    def pop_mark(self) -> list[Any]:
+        items, self.stack = self.stack, self.marks.pop()
+        return items
+
+    def run(self, program: bytes) -> Any:
+        for opcode, arg, pos in pickletools.genops(program):
+            name, stack = opcode.name, self.stack
+            if name in ("PROTO", "FRAME"):
+                continue
+            elif name == "STOP":
+                return stack.pop()
+            elif name == "MARK":
+                self.marks.append(stack)
+                self.stack = []
+            elif name in STRING_OPCODES or name in ("BININT", "BININT1", "BININT2", "LONG1", "BINFLOAT"):
+                stack.append(arg)
+            elif name in ("NONE", "NEWTRUE", "NEWFALSE"):
+                stack.append({"NONE": None, "NEWTRUE": True, "NEWFALSE": False}[name])
+            elif name in ("EMPTY_DICT", "EMPTY_LIST", "EMPTY_TUPLE"):
+                stack.append({"EMPTY_DICT": dict, "EMPTY_LIST": list, "EMPTY_TUPLE": tuple}[name]())
+            elif name == "TUPLE":
+                items = self.pop_mark()
+                self.stack.append(tuple(items))
+            elif name in ("TUPLE1", "TUPLE2", "TUPLE3"):
+                n = int(name[-1])
+                items = tuple(stack[-n:])
+                del stack[-n:]
+                stack.append(items)
+            elif name in ("BINPUT", "LONG_BINPUT"):
+                self.memo[arg] = stack[-1]
+            elif name == "MEMOIZE":
+                self.memo[len(self.memo)] = stack[-1]
+            elif name in ("BINGET", "LONG_BINGET"):
+                if arg not in self.memo:
+                    raise WeightsError(f"{self.source}: corrupt pickle: memo entry {arg} read before it is written")
+                stack.append(self.memo[arg])
+            elif name == "SETITEM":
+                value, key = stack.pop(), stack.pop()
+                self._container(dict)[key] = value
+            elif name == "SETITEMS":
+                items = self.pop_mark()
+                self._container(dict).update(zip(items[::2], items[1::2], strict=True))
+            elif name == "APPEND":
+                self._container(list).append(stack.pop())
+            elif name == "APPENDS":
+                items = self.pop_mark()
+                self._container(list).extend(items)
+            elif name == "GLOBAL":
+                module, global_name = arg.split(" ", 1)
+                _check_global(module, global_name, self.source, pos)
+                stack.append(ALLOWED_GLOBALS[(module, global_name)])
+            elif name == "STACK_GLOBAL":
+                global_name, module = stack.pop(), stack.pop()
+                _check_global(module, global_name, self.source, pos)
+                stack.append(ALLOWED_GLOBALS[(module, global_name)])
+            elif name == "REDUCE":
+                args, func = stack.pop(), stack.pop()
+                if not any(func is f for f in CALLABLE_GLOBALS) or not isinstance(args, tuple):
+                    raise UnsafePickleError(f"{self.source}: refused a call of {func!r} at byte {pos}")
+                stack.append(func(*args))
+            elif name == "BUILD":
+                state = stack.pop()
+                # An OrderedDict state dict may carry `_metadata` (module versions): not needed.
+                if not isinstance(stack[-1], OrderedDict) or not isinstance(state, dict):
+                    raise UnsafePickleError(f"{self.source}: refused to set the state of a {type(stack[-1]).__name__}")
+            elif name == "BINPERSID":
+                stack.append(self._persistent_load(stack.pop()))
+            else:  # check_pickle lets nothing else through
+                raise UnsafePickleError(f"{self.source}: unexpected opcode {name}")
+        raise WeightsError(f"{self.source}: corrupt pickle: no STOP opcode")
+
+    def _container(self, kind: type) -> Any:
+        if not self.stack or not isinstance(self.stack[-1], kind):
+            raise WeightsError(f"{self.source}: corrupt pickle: expected a {kind.__name__} on the stack")
+        return self.stack[-1]
+
+    def _persistent_load(self, pid: Any) -> tuple[np.ndarray, Any]:
+        """("storage", storage type, key, location, numel) -> (array of the record, its dtype)."""
+        if not (isinstance(pid, tuple) and len(pid) == 5 and pid[0] == "storage" and isinstance(pid[1], _StorageType)):
+            raise UnsafePickleError(f"{self.source}: refused a persistent id {pid!r}; only tensor storages are allowed")
+        _, storage_type, key, _location, numel = pid
+        if not isinstance(key, str) or not isinstance(numel, int) or numel < 0:
+            raise WeightsError(f"{self.source}: malformed storage reference {pid!r}")
+        return self.load_storage(storage_type, key, numel), storage_type.dtype
+
+
+# ------------------------------------------------------------------ the file
+
+
+def _archive_prefix(archive: zipfile.ZipFile, source: str) -> str:
+    pickles = [n for n in archive.namelist() if n.endswith("/data.pkl") or n == "data.pkl"]
+    if len(pickles) != 1:
+        raise WeightsError(f"{source}: not a torch.save archive (expected one data.pkl, found {len(pickles)})")
+    return pickles[0][: -len("data.pkl")]
+
+
+def _refuse_non_zip(path: str) -> None:
+    with open(path, "rb") as f:
+        head = f.read(64)
+    if head[:1] == b"\x80" or b"\x6a\xa8\x50\x19" in head or head[257:262] == b"ustar":
+        raise WeightsError(
+            f"{path}: legacy (pre-1.6) PyTorch file format, which is unsupported here; re-save it with torch >= 1.6 "
+            "(torch.save(torch.load(path, weights_only=True), path)) or convert it to safetensors "
+            "(transformers: model.save_pretrained(folder, safe_serialization=True))"
+        )
+    raise WeightsError(f"{path}: not a PyTorch checkpoint (neither a torch.save zip archive nor a legacy pickle)")
+
+
+def load_torch_pickle(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """The state dict in a torch.save zip file (pytorch_model.bin) as {name: NumPy array}."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"file not found: {path}")
+    if not zipfile.is_zipfile(path):
+        _refuse_non_zip(path)
+    with zipfile.ZipFile(path) as archive:
+        prefix = _archive_prefix(archive, path)
+        program = archive.read(prefix + "data.pkl")
+        check_pickle(program, path)  # raises before anything is interpreted
+        names = set(archive.namelist())
+        byteorder = archive.read(prefix + "byteorder").decode().strip() if prefix + "byteorder" in names else "little"
+        if byteorder not in ("little", "big"):
+            raise WeightsError(f"{path}: unknown byteorder record {byteorder!r}")
+        storages: dict[str, np.ndarray] = {}
+
+        def load_storage(storage_type: _StorageType, key: str, numel: int) -> np.ndarray:
+            if key not in storages:
+                record = f"{prefix}data/{key}"
+                if record not in names:
+                    raise WeightsError(
+                        f"{path}: the pickle refers to storage {key!r}, but data record {record} is missing"
+                    )
+                dtype = np.dtype("<u2") if storage_type.dtype is BFLOAT16 else storage_type.dtype
+                dtype = dtype.newbyteorder("<" if byteorder == "little" else ">")
+                raw = archive.read(record)
+                if len(raw) != numel * dtype.itemsize:
+                    raise WeightsError(
+                        f"{path}: data record {record} holds {len(raw)} bytes, but {numel} x {storage_type.name} "
+                        f"elements need {numel * dtype.itemsize}"
+                    )
+                storages[key] = np.frombuffer(raw, dtype=dtype)
+            return storages[key]
+
+        state_dict = _Machine(load_storage, path).run(program)
+    if not isinstance(state_dict, dict) or not all(
+        isinstance(k, str) and isinstance(v, np.ndarray) for k, v in state_dict.items()
+    ):
+        raise WeightsError(f"{path}: holds a {type(state_dict).__name__}, not a state dict of named tensors")
+    return dict(state_dict)
+
+
+# -------------------------------------------------------------- conversion
+
+
+def write_safetensors(tensors: dict[str, np.ndarray], path: str | os.PathLike, overwrite: bool = False) -> None:
+    """Write `tensors` to `path` through a temporary file in the same folder, then rename (atomic)."""
+    from safetensors.numpy import save_file
+
+    path = os.fspath(path)
+    if os.path.exists(path) and not overwrite:
+        raise FileExistsError(f"{path} already exists (use --force / overwrite=True to replace it)")
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), suffix=".safetensors.tmp")
+    os.close(fd)
+    try:
+        save_file({k: np.ascontiguousarray(v) for k, v in tensors.items()}, tmp, metadata={"format": "pt"})
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def convert(bin_path: str | os.PathLike, out_path: str | os.PathLike | None = None, overwrite: bool = False) -> str:
+    """pytorch_model.bin -> model.safetensors (beside it unless `out_path` is given). Returns the new path.
+
+    bfloat16 tensors are written as float32 (NumPy has no bfloat16); the values are unchanged.
+    """
+    bin_path = os.fspath(bin_path)
+    out_path = os.path.join(os.path.dirname(bin_path), "model.safetensors") if out_path is None else os.fspath(out_path)
+    if os.path.exists(out_path) and not overwrite:
+        raise FileExistsError(f"{out_path} already exists (use --force / overwrite=True to replace it)")
+    write_safetensors(load_torch_pickle(bin_path), out_path, overwrite=overwrite)
+    return out_path
+
+
+def load_and_convert(bin_path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """Read pytorch_model.bin safely and, once, save model.safetensors beside it for later loads."""
+    bin_path = os.fspath(bin_path)
+    tensors = load_torch_pickle(bin_path)
+    out_path = os.path.join(os.path.dirname(bin_path), "model.safetensors")
+    try:
+        write_safetensors(tensors, out_path)
+    except OSError as e:
+        warnings.warn(
+            f"read {bin_path} with the allowlist reader, but could not save {out_path} ({e}); it will be read "
+            "again next time",
+            stacklevel=3,
+        )
+    else:
+        warnings.warn(
+            f"converted {bin_path} to {out_path} (allowlist reader, torch not imported); later loads read the "
+            "safetensors file",
+            stacklevel=3,
+        )
+    return tensors
