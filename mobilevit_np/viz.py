@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from mobilevit_np.layers import softmax
+from mobilevit_np.palette import voc_palette
 from mobilevit_np.patches import unfold
 
 if TYPE_CHECKING:
@@ -231,20 +232,6 @@ def _offset_colours(n: int) -> np.ndarray:
 # ------------------------------------------------------------ segmentation
 
 
-def voc_palette(n: int = 256) -> np.ndarray:
-    """The PASCAL VOC colour map, (n, 3) uint8: the bits of the label index spread over R, G, B."""
-    palette = np.zeros((n, 3), dtype=np.uint8)
-    for label in range(n):
-        c, r, g, b = label, 0, 0, 0
-        for shift in range(7, -1, -1):
-            r |= (c & 1) << shift
-            g |= ((c >> 1) & 1) << shift
-            b |= ((c >> 2) & 1) << shift
-            c >>= 3
-        palette[label] = (r, g, b)
-    return palette
-
-
 def plot_segmentation(
     image, mask: np.ndarray, id2label: Mapping[int, str] | None = None, alpha: float = 0.6, title: str | None = None
 ) -> Figure:
@@ -258,10 +245,12 @@ def plot_segmentation(
 
     rgb = _as_rgb(image)
     mask = np.asarray(mask)
-    if mask.ndim != 2 or not np.issubdtype(mask.dtype, np.integer):
-        raise ValueError(f"mask must be a 2-D array of class indices, got {mask.dtype} of shape {mask.shape}")
+    if mask.ndim != 2 or not np.issubdtype(mask.dtype, np.integer) or mask.min() < 0 or mask.max() > 255:
+        raise ValueError(
+            f"mask must be a 2-D array of class indices in [0, 255], got {mask.dtype} of shape {mask.shape}"
+        )
     labels = dict(enumerate(PASCAL_VOC_LABELS)) if id2label is None else dict(id2label)
-    palette = voc_palette(max(256, int(mask.max()) + 1))
+    palette = voc_palette()  # (256, 3) uint8
     height, width = rgb.shape[:2]
 
     fig = _new_figure(9, 4.5 if title else 4.2)
