@@ -1,6 +1,7 @@
 """mobilevit_np: MobileViT in plain NumPy, matching Hugging Face transformers' numbers."""
 
 from mobilevit_np.config import ConfigError, MobileViTConfig
+from mobilevit_np.image_processing import MobileViTImageProcessor
 from mobilevit_np.modeling import (
     MobileViTForImageClassification,
     MobileViTForSemanticSegmentation,
@@ -15,6 +16,7 @@ __all__ = [
     "MobileViTConfig",
     "MobileViTForImageClassification",
     "MobileViTForSemanticSegmentation",
+    "MobileViTImageProcessor",
     "MobileViTModel",
     "WeightsError",
     "__version__",
