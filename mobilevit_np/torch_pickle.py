@@ -125,27 +125,28 @@ CALLABLE_GLOBALS = (OrderedDict, _rebuild_tensor_v2, _rebuild_parameter)
 
 def check_pickle(program: bytes, source: str) -> None:
     """Refuse `program` unless every opcode and global is on the allowlist. Runs nothing."""
-    recent_strings: list[str] = []  # for STACK_GLOBAL, whose names are the two strings pushed just before
     try:
-        for opcode, arg, pos in pickletools.genops(program):
-            name = opcode.name
-            if name not in ALLOWED_OPCODES:
-                raise UnsafePickleError(
-                    f"{source}: refused pickle opcode {name} at byte {pos}; a state dict never needs it "
-                    "(nothing was executed)"
-                )
-            if name == "GLOBAL":
-                _check_global(*arg.split(" ", 1), source, pos)
-            elif name == "STACK_GLOBAL":
-                if len(recent_strings) < 2:
-                    raise UnsafePickleError(f"{source}: refused a computed global at byte {pos} (nothing was executed)")
-                _check_global(recent_strings[-2], recent_strings[-1], source, pos)
-            if name in STRING_OPCODES:
-                recent_strings.append(arg if isinstance(arg, str) else arg.decode("latin-1"))
-            elif name not in ("MEMOIZE", "BINPUT", "LONG_BINPUT"):
-                recent_strings.clear()
-    except ValueError as e:  # pickletools: truncated or garbled program
+        ops = list(pickletools.genops(program))  # only parses the opcodes and their arguments
+    except ValueError as e:  # truncated or garbled program
         raise WeightsError(f"{source}: corrupt pickle ({e})") from None
+    recent_strings: list[str] = []  # for STACK_GLOBAL, whose names are the two strings pushed just before
+    for opcode, arg, pos in ops:
+        name = opcode.name
+        if name not in ALLOWED_OPCODES:
+            raise UnsafePickleError(
+                f"{source}: refused pickle opcode {name} at byte {pos}; a state dict never needs it "
+                "(nothing was executed)"
+            )
+        if name == "GLOBAL":
+            _check_global(*arg.split(" ", 1), source, pos)
+        elif name == "STACK_GLOBAL":
+            if len(recent_strings) < 2:
+                raise UnsafePickleError(f"{source}: refused a computed global at byte {pos} (nothing was executed)")
+            _check_global(recent_strings[-2], recent_strings[-1], source, pos)
+        if name in STRING_OPCODES:
+            recent_strings.append(arg if isinstance(arg, str) else arg.decode("latin-1"))
+        elif name not in ("MEMOIZE", "BINPUT", "LONG_BINPUT"):
+            recent_strings.clear()
 
 
 def _check_global(module: Any, name: Any, source: str, pos: int) -> None:
