@@ -64,10 +64,20 @@ class CLIError(Exception):
     """A problem the user can fix; printed as one line."""
 
 
-def _architectures(folder: str) -> list[str]:
+def checkpoint_head(folder: str) -> str | None:
+    """ "classification" or "segmentation" from config.json's architectures, else from the tensor names."""
     from mobilevit_np.config import MobileViTConfig
+    from mobilevit_np.safetensors_io import read_header
 
-    return list(MobileViTConfig.from_pretrained(folder).extra.get("architectures") or [])
+    architectures = MobileViTConfig.from_pretrained(folder).extra.get("architectures") or []
+    names = " ".join(architectures)
+    if not names and os.path.isfile(os.path.join(folder, "model.safetensors")):
+        names = " ".join(read_header(os.path.join(folder, "model.safetensors"))[0])  # header only, no weights
+    if "Segmentation" in names or "segmentation_head." in names:
+        return "segmentation"
+    if "ImageClassification" in names or "classifier." in names:
+        return "classification"
+    return None
 
 
 def load_model(cls, model: str, backend: str = "numpy"):
@@ -75,11 +85,10 @@ def load_model(cls, model: str, backend: str = "numpy"):
     from mobilevit_np.hub import resolve_checkpoint
 
     folder = resolve_checkpoint(model)
-    wanted = cls.__name__
-    other = [a for a in _architectures(folder) if a.startswith("MobileViTFor") and a != wanted]
-    if other:
-        command = "segment" if "Segmentation" in other[0] else "classify"
-        raise CLIError(f"{model} is a {other[0]} checkpoint; use `{PROG} {command}` for it")
+    head = checkpoint_head(folder)
+    if head is not None and head != cls.head:
+        command = "segment" if head == "segmentation" else "classify"
+        raise CLIError(f"{model} is a {head} checkpoint; use `{PROG} {command}` for it")
     kwargs = {}
     if "backend" in inspect.signature(cls.from_pretrained).parameters:
         kwargs["backend"] = backend

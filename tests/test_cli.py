@@ -1,0 +1,238 @@
+"""The installed `mobilevit-np` command, end to end in subprocesses, on tiny random-weight checkpoints."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from conftest import tiny_config
+from PIL import Image
+
+from mobilevit_np import MobileViTForImageClassification, MobileViTImageProcessor
+from mobilevit_np.architecture import parameter_shapes
+from mobilevit_np.cli import Progress
+from mobilevit_np.layers import softmax
+from mobilevit_np.random_weights import random_state_dict
+from mobilevit_np.weights import save_checkpoint
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CATS = os.path.join(ROOT, "examples", "images", "cats.png")
+LABELS = {0: "tabby cat", 1: "remote control", 2: "blanket", 3: "sofa", 4: "dog"}
+
+
+def run(*args: str, module: bool = False, env: dict | None = None) -> subprocess.CompletedProcess:
+    """Run the installed entry point (or `python -m mobilevit_np`) in a fresh process."""
+    exe = shutil.which("mobilevit-np")
+    assert exe, "the mobilevit-np entry point is not installed (pip install -e .)"
+    command = [sys.executable, "-m", "mobilevit_np", *args] if module else [exe, *args]
+    full_env = {**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})}  # tests never touch the network
+    return subprocess.run(command, capture_output=True, text=True, timeout=120, env=full_env)
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess, message: str, code: int = 1) -> None:
+    assert result.returncode == code, result
+    errors = [line for line in result.stderr.splitlines() if "error:" in line]
+    assert len(errors) == 1 and message in errors[0], result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.fixture
+def classifier(make_checkpoint, tmp_path):
+    folder = make_checkpoint("classification", id2label=LABELS)
+    MobileViTImageProcessor(size=72, crop_size=64).save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture
+def segmenter(tmp_path):
+    config = tiny_config(num_labels=3, output_stride=16, extra={"architectures": ["MobileViTForSemanticSegmentation"]})
+    folder = tmp_path / "segmenter"
+    save_checkpoint(folder, config, random_state_dict(config, "segmentation", seed=1))
+    MobileViTImageProcessor(size=80, crop_size=64).save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture
+def small_image(tmp_path):
+    path = tmp_path / "wide.png"
+    Image.fromarray(np.random.RandomState(5).randint(0, 256, (50, 90, 3), dtype=np.uint8)).save(path)
+    return str(path)
+
+
+# ---------------------------------------------------------------- classify
+
+
+def test_classify_prints_top_k_as_the_library_computes(classifier, small_image):
+    result = run("classify", CATS, small_image, "--model", str(classifier), "--top-k", "3")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == CATS and lines[4] == small_image and len(lines) == 8
+    model = MobileViTForImageClassification.from_pretrained(classifier)
+    probs = softmax(model(MobileViTImageProcessor.from_pretrained(classifier)(CATS)["pixel_values"]).logits[0])
+    best = int(np.argmax(probs))
+    assert lines[1] == f"   1. {probs[best]:.4f}  {LABELS[best]}"
+
+
+def test_classify_json(classifier):
+    result = run("classify", CATS, "--model", str(classifier), "--json", "--top-k", "5")
+    assert result.returncode == 0, result.stderr
+    [entry] = json.loads(result.stdout)
+    predictions = entry["predictions"]
+    assert entry["image"] == CATS and [p["rank"] for p in predictions] == [1, 2, 3, 4, 5]
+    probabilities = [p["probability"] for p in predictions]
+    assert probabilities == sorted(probabilities, reverse=True) and abs(sum(probabilities) - 1) < 1e-6
+    assert {p["label"] for p in predictions} == set(LABELS.values())
+
+
+def test_python_dash_m_and_backend_numba(classifier):
+    pytest.importorskip("numba")
+    numpy_run = run("classify", CATS, "--model", str(classifier), "--json", module=True)
+    numba_run = run("classify", CATS, "--model", str(classifier), "--json", "--backend", "numba")
+    assert numpy_run.returncode == 0 and numba_run.returncode == 0, (numpy_run.stderr, numba_run.stderr)
+    a, b = (json.loads(r.stdout)[0]["predictions"] for r in (numpy_run, numba_run))
+    assert [p["index"] for p in a] == [p["index"] for p in b]
+    np.testing.assert_allclose([p["probability"] for p in a], [p["probability"] for p in b], rtol=1e-4)
+
+
+def test_classify_without_preprocessor_config_notes_the_defaults(make_checkpoint):
+    result = run("classify", CATS, "--model", str(make_checkpoint()))
+    assert result.returncode == 0
+    assert "note: no preprocessor_config.json" in result.stderr and "shortest edge 224" in result.stderr
+
+
+# ----------------------------------------------------------------- segment
+
+
+def test_segment_writes_mask_and_overlay_at_image_size(segmenter, small_image, tmp_path):
+    mask_path, overlay_path = tmp_path / "mask.png", tmp_path / "overlay.png"
+    result = run(
+        "segment", small_image, "--model", str(segmenter), "--out", str(mask_path), "--overlay", str(overlay_path)
+    )
+    assert result.returncode == 0, result.stderr
+    mask = Image.open(mask_path)
+    assert mask.mode == "P" and mask.size == (90, 50) and Image.open(overlay_path).size == (90, 50)
+    values = set(np.unique(np.asarray(mask)))
+    assert values <= {0, 1, 2, 255} and 255 in values  # 90x50 -> 144x80, crop 64x64 sees only the middle
+    shares = [float(line.split("%")[0]) for line in result.stdout.splitlines() if "%" in line]
+    assert abs(sum(shares) - 100) < 0.05
+    assert f"wrote mask: {mask_path}" in result.stdout
+
+
+# ----------------------------------------------------------------- summary
+
+
+def test_summary_of_presets_counts_what_the_architecture_holds():
+    result = run("summary", "--model", "small", "--image-size", "256")
+    assert result.returncode == 0, result.stderr
+    shapes = parameter_shapes(__import__("mobilevit_np.presets").presets.preset_config("small"), "classification")
+    trainable = sum(int(np.prod(s)) for k, s in shapes.items() if not k.endswith(("running_mean", "running_var")))
+    assert trainable == 5_578_632  # transformers' num_parameters() for apple/mobilevit-small
+    assert "5,578,632 parameters" in result.stdout and "2,000,831,488 multiply-accumulates" in result.stdout
+    assert "encoder.layer.2.transformer.layer.0  (4, 256, 144)" in result.stdout
+    seg = run("summary", "--model", "xx-small", "--head", "segmentation", "--image-size", "512")
+    assert seg.returncode == 0 and "segmentation_head.aspp.convs.1" in seg.stdout and "(21, 32, 32)" in seg.stdout
+
+
+def test_summary_of_a_checkpoint_folder_needs_no_weights(segmenter):
+    os.remove(segmenter / "model.safetensors")
+    result = run("summary", "--model", str(segmenter))
+    assert result.returncode == 0, result.stderr
+    assert "(segmentation)" in result.stdout and "segmentation_head.classifier" in result.stdout
+
+
+# ----------------------------------------------------------------- convert
+
+
+def test_convert_and_refuse_to_overwrite(tmp_path):
+    from test_torch_pickle import TENSORS, fake_bin
+
+    source = fake_bin(tmp_path / "pytorch_model.bin", TENSORS)
+    target = tmp_path / "out.safetensors"
+    result = run("convert", source, str(target))
+    assert result.returncode == 0 and result.stdout.strip() == f"wrote {target}"
+    from mobilevit_np.safetensors_io import load_safetensors
+
+    np.testing.assert_array_equal(load_safetensors(target)["a.weight"], TENSORS["a.weight"])
+    assert_one_line_error(run("convert", source, str(target)), "already exists; pass --force")
+    assert run("convert", source, str(target), "--force").returncode == 0
+
+
+# ------------------------------------------------------------- error paths
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["classify", "/nonexistent/cat.png", "--model", "{classifier}"], "image not found: /nonexistent/cat.png"),
+        (["classify", "{notes}", "--model", "{classifier}"], "not an image file Pillow can read"),
+        (["classify", CATS, "--model", "{empty}"], "config.json not found"),
+        (["classify", CATS, "--model", "{no_weights}"], "no model.safetensors or model.safetensors.index.json"),
+        (["classify", CATS, "--model", "/nonexistent/folder"], "checkpoint folder not found: /nonexistent/folder"),
+        (["classify", CATS, "--model", "{classifier}", "--top-k", "0"], "--top-k must be at least 1"),
+        (["classify", CATS, "--model", "{segmenter}"], "is a segmentation checkpoint; use `mobilevit-np segment`"),
+        (["segment", CATS, "--model", "{classifier}"], "is a classification checkpoint; use `mobilevit-np classify`"),
+        (["segment", CATS, "--model", "{segmenter}", "--out", "/nonexistent/m.png"], "its folder does not exist"),
+        (["summary", "--model", "huge"], "unknown model 'huge': not a folder, a Hub id, or one of small"),
+        (["summary", "--model", "small", "--image-size", "0"], "--image-size must be positive"),
+        (["convert", "/nonexistent/pytorch_model.bin", "x.safetensors"], "file not found"),
+        (["convert", "{notes}", "{tmp}/x.safetensors"], "not a PyTorch checkpoint"),
+        (["classify", CATS, "--model", "someone/some-model"], "could not get 'someone/some-model' from the Hugging"),
+    ],
+)
+def test_errors_are_one_line_with_exit_code_1(args, message, classifier, segmenter, tmp_path, make_checkpoint):
+    (tmp_path / "notes.txt").write_text("not an image")
+    (tmp_path / "empty").mkdir()
+    no_weights = make_checkpoint(seed=3)
+    os.remove(no_weights / "model.safetensors")
+    names = dict(classifier=classifier, segmenter=segmenter, notes=tmp_path / "notes.txt", tmp=tmp_path)
+    names.update(empty=tmp_path / "empty", no_weights=no_weights)
+    result = run(*[a.format(**names) for a in args], env={"HF_HOME": str(tmp_path / "hf")})
+    assert_one_line_error(result, message)
+
+
+def test_hub_error_says_how_to_use_a_local_folder(tmp_path):
+    result = run("classify", CATS, "--model", "apple/mobilevit-small", env={"HF_HOME": str(tmp_path / "hf")})
+    assert_one_line_error(result, "pass that folder instead")
+
+
+def test_bad_arguments_exit_2_and_debug_shows_the_traceback(classifier):
+    assert run("classify", CATS).returncode == 2  # --model missing: argparse's usage error
+    assert run("frobnicate").returncode == 2
+    debug = run("--debug", "classify", "/nonexistent.png", "--model", str(classifier))
+    assert debug.returncode == 1 and "Traceback" in debug.stderr and "CLIError" in debug.stderr
+    after = run("classify", "/nonexistent.png", "--model", str(classifier), "--debug")
+    assert "Traceback" in after.stderr
+
+
+# ---------------------------------------------------------------- progress
+
+
+class FakeTerminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_bar_only_on_a_terminal_and_for_several_images():
+    terminal = FakeTerminal()
+    bar = Progress(4, terminal, width=8)
+    for _ in range(4):
+        bar.advance()
+    text = terminal.getvalue()
+    assert "\r[##......] 1/4 images" in text and "\r[########] 4/4 images" in text and text.endswith("\n")
+    single = FakeTerminal()
+    Progress(1, single).advance()
+    assert single.getvalue() == ""
+    piped = io.StringIO()
+    Progress(4, piped).advance()
+    assert piped.getvalue() == ""
+
+
+def test_no_progress_bar_when_stderr_is_a_pipe(classifier, small_image):
+    result = run("classify", CATS, small_image, CATS, "--model", str(classifier))
+    assert result.returncode == 0 and "images," not in result.stderr and "\r" not in result.stderr

@@ -1,0 +1,93 @@
+"""Checkpoint resolution: local folders, Hub ids from a (pre-filled, offline) Hub cache, clear errors."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from mobilevit_np import MobileViTForImageClassification, MobileViTImageProcessor
+from mobilevit_np.hub import HubError, is_hub_id, resolve_checkpoint
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CATS = os.path.join(ROOT, "examples", "images", "cats.png")
+
+
+def test_hub_ids():
+    assert is_hub_id("apple/mobilevit-small") and is_hub_id("a/b.c_d")
+    for name in ("small", "./apple/x", "/abs/path", "a/b/c", "../x", "a/..", ""):
+        assert not is_hub_id(name), name
+
+
+def test_local_folder_and_missing_path(make_checkpoint, tmp_path):
+    folder = make_checkpoint()
+    assert resolve_checkpoint(folder) == str(folder)
+    with pytest.raises(FileNotFoundError, match="checkpoint folder not found: .*nor is it a Hub id"):
+        resolve_checkpoint(tmp_path / "nothing")
+    with pytest.raises(FileNotFoundError, match="checkpoint folder not found: small"):
+        MobileViTForImageClassification.from_pretrained("small")
+
+
+def test_without_huggingface_hub_the_error_says_what_to_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "huggingface_hub", None)  # import fails
+    with pytest.raises(HubError, match=r"pip install 'mobilevit-np\[hub\]'.*pass that folder instead"):
+        resolve_checkpoint("apple/mobilevit-small")
+
+
+def test_download_failures_become_one_clear_error(monkeypatch):
+    hub = pytest.importorskip("huggingface_hub")
+
+    def offline(*args, **kwargs):
+        raise hub.errors.LocalEntryNotFoundError("Cannot find the requested files in the local cache")
+
+    monkeypatch.setattr(hub, "snapshot_download", offline)
+    with pytest.raises(HubError, match="could not get 'apple/mobilevit-small' .*LocalEntryNotFoundError"):
+        MobileViTForImageClassification.from_pretrained("apple/mobilevit-small")
+
+
+def fill_hub_cache(hf_home, repo_id: str, files: dict[str, str]) -> str:
+    """Lay files out as huggingface_hub's cache does (refs/main -> snapshots/<commit>/)."""
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    repo = os.path.join(hf_home, "hub", "models--" + repo_id.replace("/", "--"))
+    snapshot = os.path.join(repo, "snapshots", commit)
+    os.makedirs(snapshot)
+    os.makedirs(os.path.join(repo, "refs"))
+    with open(os.path.join(repo, "refs", "main"), "w") as f:
+        f.write(commit)
+    for name, source in files.items():
+        shutil.copy(source, os.path.join(snapshot, name))
+    return snapshot
+
+
+@pytest.mark.parametrize("weights", ["model.safetensors", "pytorch_model.bin"])
+def test_hub_id_from_the_offline_cache_end_to_end(make_checkpoint, tmp_path, weights):
+    """The CLI with a Hub id, HF_HUB_OFFLINE=1 and a filled cache: no network, same answer as the folder."""
+    pytest.importorskip("huggingface_hub")
+    from test_torch_pickle import fake_bin
+
+    from mobilevit_np.safetensors_io import load_safetensors
+
+    folder = make_checkpoint()
+    MobileViTImageProcessor(size=72, crop_size=64).save_pretrained(folder)
+    files = {name: os.path.join(folder, name) for name in ("config.json", "preprocessor_config.json")}
+    if weights == "pytorch_model.bin":  # as the apple/* repositories: only a .bin on main
+        files[weights] = fake_bin(tmp_path / "pytorch_model.bin", load_safetensors(folder / "model.safetensors"))
+    else:
+        files[weights] = os.path.join(folder, weights)
+    snapshot = fill_hub_cache(tmp_path / "hf", "apple/mobilevit-tiny", files)
+    env = {**os.environ, "HF_HOME": str(tmp_path / "hf"), "HF_HUB_OFFLINE": "1"}
+    command = [shutil.which("mobilevit-np"), "classify", CATS, "--json", "--model"]
+    from_hub = subprocess.run(command + ["apple/mobilevit-tiny"], capture_output=True, text=True, env=env, timeout=120)
+    from_folder = subprocess.run(command + [str(folder)], capture_output=True, text=True, env=env, timeout=120)
+    assert from_hub.returncode == 0, from_hub.stderr
+    assert from_hub.stdout.replace("apple/mobilevit-tiny", "") == from_folder.stdout.replace(str(folder), "")
+    if weights == "pytorch_model.bin":
+        assert "note: converted" in from_hub.stderr
+        np.testing.assert_array_equal(
+            load_safetensors(os.path.join(snapshot, "model.safetensors"))["classifier.weight"],
+            load_safetensors(folder / "model.safetensors")["classifier.weight"],
+        )
