@@ -16,7 +16,16 @@ Thread count: parallel kernels use NUMBA_NUM_THREADS (default: all cores).
 
 from __future__ import annotations
 
-import numba
+import os
+
+# GNU OpenMP (numba's usual threading layer here) keeps its worker threads spinning after
+# each parallel loop. Between our kernels come OpenBLAS matmuls that want the same cores,
+# and on a 2-core machine the spinning threads starved them: 10-40x slower calls when
+# another process was busy too. PASSIVE makes idle workers sleep. It must be set before
+# the OpenMP runtime loads (at the first parallel kernel); a value you set is kept.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import numba  # noqa: E402  (after the environment above)
 
 FASTMATH = frozenset({"nsz", "arcp", "contract", "afn", "reassoc"})
 

@@ -59,24 +59,28 @@ def _depthwise(x, weight, bias, stride, padding, dilation, act, out):
     out_h, out_w = out.shape[2], out.shape[3]
     for bc in prange(batch * channels):
         b, c = bc // channels, bc % channels
-        plane, taps = x[b, c], weight[c, 0]
+        acc = np.empty(out_w, x.dtype)  # one output row, accumulated over the k*k taps
         for y in range(out_h):
-            row = out[b, c, y]
-            row[:] = bias[c]
+            acc[:] = bias[c]
             for i in range(k):
                 iy = y * stride - padding + i * dilation
                 if iy < 0 or iy >= height:
-                    continue
-                src = plane[iy]
+                    continue  # this tap row lies in the zero padding
                 for j in range(k):
-                    w = taps[i, j]
                     offset = j * dilation - padding  # input column = x * stride + offset
                     x_lo = max(0, (stride - 1 - offset) // stride)  # first x with column >= 0
                     x_hi = min(out_w, (width - 1 - offset) // stride + 1)  # past the last column < width
-                    for xo in range(x_lo, x_hi):
-                        row[xo] += w * src[xo * stride + offset]
-            for xo in range(out_w):
-                row[xo] = activate(row[xo], act)
+                    if x_hi <= x_lo:
+                        continue
+                    # Loops over slices indexed from 0 let LLVM vectorize (no negative-index checks).
+                    dst = acc[x_lo:x_hi]
+                    src = x[b, c, iy, x_lo * stride + offset : (x_hi - 1) * stride + offset + 1 : stride]
+                    w = weight[c, 0, i, j]
+                    for q in range(dst.size):
+                        dst[q] += w * src[q]
+            row = out[b, c, y]
+            for q in range(out_w):
+                row[q] = activate(acc[q], act)
 
 
 def depthwise_conv2d(
@@ -122,10 +126,9 @@ def _im2col(x, kernel_size, stride, padding, dilation, cols):
             if iy < 0 or iy >= height:
                 row[:] = 0
                 continue
-            src = x[b, c, iy]
             row[:x_lo] = 0
-            for xo in range(x_lo, x_hi):
-                row[xo] = src[xo * stride + offset]
+            if x_hi > x_lo:
+                row[x_lo:x_hi] = x[b, c, iy, x_lo * stride + offset : (x_hi - 1) * stride + offset + 1 : stride]
             row[x_hi:] = 0
 
 
