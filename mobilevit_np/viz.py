@@ -253,7 +253,7 @@ def plot_segmentation(
     palette = voc_palette()  # (256, 3) uint8
     height, width = rgb.shape[:2]
 
-    fig = _new_figure(9, 4.5 if title else 4.2)
+    fig = _new_figure(9, 3.6 * height / width + (0.9 if title else 0.6))  # two panels of the image's aspect
     left, right = fig.subplots(1, 2)
     left.imshow(rgb)
     left.set_title("image")

@@ -23,6 +23,7 @@ import numpy as np
 from mobilevit_np import MobileViTConfig, MobileViTForImageClassification, MobileViTForSemanticSegmentation, viz
 from mobilevit_np.activations import get_activation
 from mobilevit_np.architecture import BATCH_NORM_EPS, parameter_shapes
+from mobilevit_np.backends import fold_batch_norm
 from mobilevit_np.image_processing import MobileViTImageProcessor, load_image
 from mobilevit_np.layers import batch_norm, conv2d, im2col
 from mobilevit_np.model import conv_layer
@@ -30,7 +31,7 @@ from mobilevit_np.random_weights import random_state_dict
 
 ROOT = Path(__file__).resolve().parents[1]
 FIGURES = ROOT / "docs" / "figures"
-CATS = ROOT.parent / "shared" / "data" / "images" / "000000039769.png"  # the cats of transformers' tests
+CATS = ROOT / "examples" / "images" / "cats.png"  # the cats of transformers' MobileViT tests
 
 # The Apple checkpoints' preprocessing: classifiers 288 -> 256, DeepLabV3 segmenters 544 -> 512.
 CLASSIFIER_PROCESSOR = dict(size={"shortest_edge": 288}, crop_size={"height": 256, "width": 256})
@@ -213,20 +214,12 @@ def _rectangle(x, y, width, height):
     return Rectangle((x, y), width, height, fill=False, edgecolor="tab:red", lw=2.5)
 
 
-def fold_batch_norm(convolution: dict, normalization: dict) -> tuple[np.ndarray, np.ndarray]:
-    """Conv followed by inference batch norm == one conv with scaled weights and a bias."""
-    scale = normalization["weight"] / np.sqrt(normalization["running_var"] + BATCH_NORM_EPS)  # (O,)
-    weight = convolution["weight"] * scale[:, None, None, None]
-    bias = normalization["bias"] - normalization["running_mean"] * scale
-    return weight, bias
-
-
 def fig_batch_norm_folding(model, pixel_values):
     stem = model.params["mobilevit"]["conv_stem"]
     reference = batch_norm(
         conv2d(pixel_values, stem["convolution"]["weight"], None, 2, 1), **stem["normalization"], eps=BATCH_NORM_EPS
     )
-    weight, bias = fold_batch_norm(stem["convolution"], stem["normalization"])
+    weight, bias = fold_batch_norm(stem["convolution"]["weight"], None, stem["normalization"])
     folded = conv2d(pixel_values, weight, bias, 2, 1)
     diff = np.abs(folded - reference).max()
     fig = figure(5, 4.5)
