@@ -27,6 +27,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 
 from mobilevit_np import MobileViTConfig, MobileViTForImageClassification, MobileViTForSemanticSegmentation
@@ -110,7 +111,7 @@ def onnx_runtime(torch_model, x: np.ndarray, root: str, tag: str):
         with torch.inference_mode():
             torch.onnx.export(wrapper, (torch.from_numpy(x),), path, input_names=["pixel_values"], dynamo=True)
     options = onnxruntime.SessionOptions()
-    options.intra_op_num_threads = os.cpu_count() or 1
+    options.intra_op_num_threads = THREADS
     session = onnxruntime.InferenceSession(path, options, providers=["CPUExecutionProvider"])
     return lambda x: session.run(None, {"pixel_values": x})[0]
 
@@ -178,6 +179,22 @@ def summarize(result: dict) -> list[str]:
             f"{ratios[0]} | {ratios[1]} | {result['max_rel_diff_vs_numpy'][name]:.1e} |"
         )
     return lines
+
+
+def set_threads(n: int) -> None:
+    """The same thread count for every backend: one process-wide setting each."""
+    import mobilevit_np.kernels.config  # noqa: F401  (sets OMP_WAIT_POLICY before numba's threads start)
+    import torch  # first: its OpenMP runtime loads with the default wait policy
+    from threadpoolctl import threadpool_limits
+
+    global THREADS
+    THREADS = n
+    torch.set_num_threads(n)
+    numba.set_num_threads(n)
+    threadpool_limits(n)  # OpenBLAS under NumPy
+
+
+THREADS = os.cpu_count() or 1
 
 
 def machine_info() -> dict:
@@ -274,7 +291,7 @@ def timed_ops(ops, spent: dict[str, float], model_module):
 # ----------------------------------------------------------------------- startup
 
 _CLASSIFY = r"""
-import os, sys, time, resource
+import os, sys, time
 start = time.perf_counter()
 import numpy as np
 from PIL import Image
@@ -291,7 +308,9 @@ else:
     model = MobileViTForImageClassification.from_pretrained(folder, backend=who)
     logits = model(x).logits
 first = time.perf_counter() - start
-print(f"{first:.3f} {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} {int(logits.argmax())}")
+# VmHWM: this process's peak RSS (ru_maxrss would include the parent's, kept across exec)
+peak = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM"))
+print(f"{first:.3f} {peak / 1024:.0f} {int(logits.argmax())}")
 """
 
 IMAGE = "/work/shared/data/images/000000039769.png"
@@ -344,7 +363,12 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=None)
     parser.add_argument("--backends", default=",".join(BACKENDS), help=f"comma-separated subset of {BACKENDS}")
     parser.add_argument("--json", default=None, help="write the results to this file (for plot.py)")
+    parser.add_argument(
+        "--threads", type=int, default=None, help="threads for every backend (BLAS, numba, torch, ORT); default: all"
+    )
     args = parser.parse_args()
+    if args.threads:
+        set_threads(args.threads)
 
     cases = [c for c in CASES if args.model is None or args.model in c.label]
     if args.quick:
