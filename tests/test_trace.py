@@ -128,3 +128,13 @@ def test_threads_trace_independently(make_checkpoint, pixel_values):
     for i in range(2):
         assert traces[i].names == BACKBONE_NAMES + ["conv_1x1_exp", "pooler", "logits"]
         np.testing.assert_array_equal(traces[i]["logits"], model(pixel_values[i : i + 1]).logits)
+
+
+def test_numba_backend_records_the_same_steps(make_checkpoint, pixel_values):
+    pytest.importorskip("numba")
+    folder = make_checkpoint("classification")
+    reference = MobileViTForImageClassification.from_pretrained(folder).trace(pixel_values)
+    fast_model = MobileViTForImageClassification.from_pretrained(folder, backend="numba")
+    fast = fast_model.trace(pixel_values)
+    assert list(fast.shapes.items()) == list(reference.shapes.items())  # same names, order and shapes
+    np.testing.assert_array_equal(fast["logits"], fast.output.logits)
