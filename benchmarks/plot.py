@@ -42,7 +42,11 @@ def plot(report: dict, out: str) -> None:
     ax.set_ylabel("latency per call, ms (median; bars: min-max)")
     ax.set_xticks(range(len(results)), [r["case"].replace(", ", "\n") for r in results], fontsize=8)
     info = report["machine"]
-    ax.set_title(f"mobilevit_np vs PyTorch eager vs ONNX Runtime, float32 - {info['cpu']}, {info['date']}", fontsize=9)
+    ax.set_title(
+        f"mobilevit_np vs PyTorch eager vs ONNX Runtime, float32, {info['torch_threads']} thread(s) per backend"
+        f" - {info['cpu']}, {info['date']}",
+        fontsize=9,
+    )
     ax.legend()
     ax.grid(axis="y", which="both", alpha=0.3)
     fig.tight_layout()
