@@ -63,6 +63,32 @@ def draw_case(rng: random.Random) -> tuple[str, dict, tuple[int, int, int]]:
     return head, config, size
 
 
+def relative_error(ours: np.ndarray, reference: np.ndarray) -> float:
+    return float(np.abs(ours - reference).max() / max(np.abs(reference).max(), np.finfo(reference.dtype).tiny))
+
+
+def check_float32(name: str, ours: np.ndarray, theirs: np.ndarray, exact: np.ndarray, replay: str) -> None:
+    """Ours (float32) against transformers (float32), knowing the exact answer (float64, already checked).
+
+    Normally both float32 results sit ~1e-6 from the exact answer, so they agree within 2e-5.
+    Some random configs are ill-conditioned in float32: a layer norm over 2 or 3 features whose
+    values nearly coincide divides a rounding error by their tiny spread (PARITY_SEED=470025511
+    case 26: transformers' own float32 output is 5e-5 from the exact one). There, two correct
+    float32 programs legitimately differ by more than 2e-5, so the test asks instead that ours be
+    no farther from the exact answer than 10x transformers' own float32 error. The float64
+    comparison (1e-9) is what proves the arithmetic identical in every case.
+    """
+    error = relative_error(ours, theirs)
+    if error <= TOLERANCE[np.float32]:
+        return
+    reference_error = relative_error(theirs, exact)
+    ill_conditioned = reference_error > TOLERANCE[np.float32] / 2
+    assert ill_conditioned and relative_error(ours, exact) <= 10 * reference_error, (
+        f"{replay}: float32 {name} relative error {error:.2e} against transformers, whose own float32 error "
+        f"is {reference_error:.2e}"
+    )
+
+
 @pytest.mark.parametrize("index", range(NUM_CASES))
 def test_random_config_matches_transformers(index: int):
     rng = random.Random(SEED * 1000 + index)
@@ -73,15 +99,18 @@ def test_random_config_matches_transformers(index: int):
     reference = transformers_model(head, config, state_dict)
     replay = f"PARITY_SEED={SEED} case {index}: {head} {overrides} input {(batch, height, width)}"
     print(replay)
-    for dtype in (np.float32, np.float64):
+    outputs = {}
+    for dtype in (np.float64, np.float32):
         ref = reference_outputs(reference, pixel_values, dtype)
         out = MODELS[head].from_config(config, state_dict, dtype=dtype)(pixel_values, output_hidden_states=True)
-        pairs = [(f"hidden_states.{i}", out.hidden_states[i], r) for i, r in enumerate(ref["hidden_states"])]
-        pairs += [(k, getattr(out, k), v) for k, v in ref.items() if k != "hidden_states"]
-        for name, ours, theirs in pairs:
-            assert ours.shape == theirs.shape, f"{replay}: {name} shape {ours.shape} vs {theirs.shape}"
-            error = np.abs(ours - theirs).max() / max(np.abs(theirs).max(), np.finfo(dtype).tiny)
-            assert error <= TOLERANCE[dtype], f"{replay}: {np.dtype(dtype)} {name} relative error {error:.2e}"
+        pairs = {f"hidden_states.{i}": (out.hidden_states[i], r) for i, r in enumerate(ref["hidden_states"])}
+        pairs.update({k: (getattr(out, k), v) for k, v in ref.items() if k != "hidden_states"})
+        outputs[dtype] = pairs
+    for name, (ours, exact) in outputs[np.float64].items():
+        assert ours.shape == exact.shape, f"{replay}: {name} shape {ours.shape} vs {exact.shape}"
+        error = relative_error(ours, exact)
+        assert error <= TOLERANCE[np.float64], f"{replay}: float64 {name} relative error {error:.2e}"
+        check_float32(name, *outputs[np.float32][name], exact, replay)
 
 
 def test_report_parity_cases():
