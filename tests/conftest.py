@@ -49,6 +49,5 @@ def pytest_terminal_summary(terminalreporter):
         for outcome in ("passed", "failed", "skipped")
     }
     terminalreporter.write_line(
-        "live parity against transformers: "
-        + ", ".join(f"{n} {outcome}" for outcome, n in counts.items())
+        "live parity against transformers: " + ", ".join(f"{n} {outcome}" for outcome, n in counts.items())
     )
