@@ -24,9 +24,11 @@ from pathlib import Path
 import numpy as np
 
 from mobilevit_np import MobileViTConfig
+from mobilevit_np.presets import HEAD_SETTINGS, PRESETS
 from mobilevit_np.random_weights import checksum, random_pixel_values, random_state_dict
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from conftest import TINY  # noqa: E402  (tests/conftest.py: the tiny config the unit tests use)
 from reference import reference_outputs, transformers_model  # noqa: E402  (tests/reference.py)
 
 FORMAT_VERSION = 1
@@ -34,17 +36,8 @@ ROOT = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "golden"
 SAMPLE = 1024  # values kept of an output larger than FULL_LIMIT
 FULL_LIMIT = 2048
 
-XX_SMALL = dict(hidden_sizes=[64, 80, 96], neck_hidden_sizes=[16, 16, 24, 48, 64, 80, 320], expand_ratio=2.0)
-X_SMALL = dict(hidden_sizes=[96, 120, 144], neck_hidden_sizes=[16, 32, 48, 64, 80, 96, 384], expand_ratio=4.0)
-SMALL: dict = {}
-TINY = dict(
-    hidden_sizes=[16, 24, 32],
-    neck_hidden_sizes=[8, 8, 16, 16, 24, 32, 64],
-    num_attention_heads=2,
-    expand_ratio=2.0,
-    aspp_out_channels=16,
-)
-SEGMENTER = dict(num_labels=21, output_stride=16)
+SMALL, X_SMALL, XX_SMALL = PRESETS["small"], PRESETS["x-small"], PRESETS["xx-small"]
+SEGMENTER = HEAD_SETTINGS["segmentation"]
 
 # name: (head, config overrides, input (batch, height, width), keep weights in the repo)
 CASES = {
@@ -66,7 +59,7 @@ CASES = {
     ),
     "tiny-seg-os8-relu6-k5": (
         "segmentation",
-        {**TINY, **SEGMENTER, "output_stride": 8, "hidden_act": "relu6", "conv_kernel_size": 5, "qkv_bias": False},
+        {**SEGMENTER, **TINY, "output_stride": 8, "hidden_act": "relu6", "conv_kernel_size": 5, "qkv_bias": False},
         (2, 64, 72),
         True,
     ),
