@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 from dataclasses import InitVar, dataclass, field
 from typing import Any
@@ -71,9 +72,10 @@ class MobileViTConfig:
             self.id2label = {i: f"LABEL_{i}" for i in range(count)}
         elif num_labels is not None and num_labels != len(self.id2label):
             raise ConfigError(f"num_labels={num_labels} disagrees with id2label, which has {len(self.id2label)} labels")
-        self.hidden_sizes = list(self.hidden_sizes)
-        self.neck_hidden_sizes = list(self.neck_hidden_sizes)
-        self.atrous_rates = list(self.atrous_rates)
+        # Tuples become lists; anything else is left for validate() to name.
+        for name in ("hidden_sizes", "neck_hidden_sizes", "atrous_rates"):
+            if isinstance(getattr(self, name), tuple):
+                setattr(self, name, list(getattr(self, name)))
         self.id2label = {int(k): str(v) for k, v in self.id2label.items()}
         self.validate()
 
@@ -132,6 +134,11 @@ class MobileViTConfig:
         _check_int(self, "semantic_loss_ignore_index")
         if self.problem_type not in PROBLEM_TYPES:
             raise ConfigError(f"problem_type must be one of {PROBLEM_TYPES}, got {self.problem_type!r}")
+        if sorted(self.id2label) != list(range(len(self.id2label))):
+            # Output k of the classifier is labelled id2label[k]: every k must have one.
+            keys = sorted(self.id2label)
+            shown = ", ".join(map(str, keys[:5])) + (", ..." if len(keys) > 5 else "")
+            raise ConfigError(f"id2label keys must be 0 .. {len(keys) - 1} (one per output), got {shown}")
 
     # --------------------------------------------------------------- file I/O
     @classmethod
@@ -200,6 +207,8 @@ def _check_int(config: MobileViTConfig, name: str, minimum: int | None = None) -
 
 def _check_int_list(config: MobileViTConfig, name: str, length: int) -> None:
     values = getattr(config, name)
+    if not isinstance(values, list):
+        raise ConfigError(f"{name} must be a list of {length} integers, got {values!r}")
     if len(values) != length:
         raise ConfigError(f"{name} must have {length} entries, got {len(values)}: {values}")
     for v in values:
@@ -208,8 +217,8 @@ def _check_int_list(config: MobileViTConfig, name: str, length: int) -> None:
 
 def _check_number(config: MobileViTConfig, name: str, positive: bool = False) -> None:
     value = getattr(config, name)
-    if not isinstance(value, (int, float)) or isinstance(value, bool):
-        raise ConfigError(f"{name} must be a number, got {value!r}")
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
+        raise ConfigError(f"{name} must be a finite number, got {value!r}")
     if positive and value <= 0:
         raise ConfigError(f"{name} must be > 0, got {value}")
 

@@ -59,16 +59,34 @@ ImageLike = Any  # PIL.Image.Image | np.ndarray | str | os.PathLike
 
 
 def load_image(path: str | os.PathLike) -> Image.Image:
-    """Open an image file upright and in RGB, as transformers' `load_image` does (EXIF applied)."""
+    """Open an image file upright and in RGB, as transformers' `load_image` does (EXIF applied).
+
+    A file that is not a whole, readable image is a ValueError naming the path. Pillow's
+    decompression-bomb limit applies: above PIL.Image.MAX_IMAGE_PIXELS (89.5 million pixels
+    by default) Pillow warns (DecompressionBombWarning) and the image loads; above twice
+    that it is refused before any pixel is decoded.
+    """
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"image not found: {path}")
+    if os.path.getsize(path) == 0:
+        raise ValueError(f"{path}: empty file (0 bytes), not an image")
     try:
         with Image.open(path) as image:
             image.load()  # read the pixels before the file closes
-            return to_rgb(ImageOps.exif_transpose(image))
+            upright = ImageOps.exif_transpose(image)
     except Image.UnidentifiedImageError:
         raise ValueError(f"{path}: not an image file Pillow can read") from None
+    except Image.DecompressionBombError as e:
+        raise ValueError(
+            f"{path}: refused as a possible decompression bomb ({e}); if you trust the file, raise "
+            "PIL.Image.MAX_IMAGE_PIXELS"
+        ) from None
+    except MemoryError:
+        raise
+    except Exception as e:  # Pillow's decoders report broken data as OSError, SyntaxError, ValueError, EOFError, ...
+        raise ValueError(f"{path}: truncated or corrupt image file ({type(e).__name__}: {e})") from None
+    return to_rgb(upright)
 
 
 def to_rgb(image: Image.Image) -> Image.Image:

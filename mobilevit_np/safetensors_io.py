@@ -1,9 +1,11 @@
-"""Read .safetensors files with NumPy alone, checking every byte range first.
+"""Read .safetensors files with NumPy alone, checking every byte range first; write them safely.
 
 Format: 8 bytes little-endian u64 N, then N bytes of JSON header
 {name: {"dtype": "F32", "shape": [...], "data_offsets": [begin, end]}, "__metadata__": {...}},
 then the data; offsets count from the end of the header. The file is memory-mapped and
 each tensor copied out once, so a 20 MB checkpoint never sits in memory twice.
+Writing goes through the safetensors package, into a temporary file that is renamed
+into place, so an interrupted write never leaves a half-written file behind.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import itertools
 import json
 import math
 import os
+import uuid
 
 import numpy as np
 
@@ -115,3 +118,29 @@ def load_safetensors(path: str | os.PathLike) -> dict[str, np.ndarray]:
         tensors[name] = _decode(raw, entry["dtype"]).reshape(entry["shape"])
     del data
     return tensors
+
+
+def write_safetensors(tensors: dict[str, np.ndarray], path: str | os.PathLike, overwrite: bool = False) -> None:
+    """Write `tensors` to `path` through a temporary file in the same folder, then rename it (atomic).
+
+    If anything stops the write (an error, Ctrl-C), `path` is untouched and the temporary
+    file removed. The file gets the permissions any new file gets (0o666 minus the umask),
+    not the 0o600 the safetensors package gives its own temporary files.
+    """
+    from safetensors.numpy import save_file
+
+    path = os.fspath(path)
+    if os.path.exists(path) and not overwrite:
+        raise FileExistsError(f"{path} already exists (use --force / overwrite=True to replace it)")
+    folder, name = os.path.split(os.path.abspath(path))
+    tmp = os.path.join(folder, f".{name}.{uuid.uuid4().hex[:8]}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # 0o666 & ~umask, like open(path, "w")
+    mode = os.fstat(fd).st_mode & 0o777
+    os.close(fd)
+    try:
+        save_file({k: np.ascontiguousarray(v) for k, v in tensors.items()}, tmp, metadata={"format": "pt"})
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)

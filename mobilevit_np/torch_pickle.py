@@ -17,25 +17,29 @@ allowlist (the same idea as torch.load(weights_only=True)):
     torch.FloatStorage, HalfStorage, BFloat16Storage, LongStorage, ...   storage dtypes
 
 and refuses the file, before anything runs, if it names anything else. Only then does
-`_Machine` interpret the program, with its own NumPy stand-ins for those names:
-a storage becomes a NumPy array read from its data/ record, a tensor a strided view of
-it (copied). bfloat16, which NumPy lacks, becomes float32 (exactly: bf16 is the top half
-of a float32).
+`_Machine` interpret the program, with its own stand-ins for those names: a storage
+becomes a `_Storage` (record key, dtype, element count) and a tensor a `_Tensor` (storage,
+offset, size, stride), so running the pickle allocates nothing big. Each tensor is then
+checked against its storage, by name, and only after that is its data/ record read
+(stored records only: torch.save never compresses, and a compressed record could inflate
+to any size) and a strided copy made. bfloat16, which NumPy lacks, becomes float32
+(exactly: bf16 is the top half of a float32).
 """
 
 from __future__ import annotations
 
+import math
 import os
 import pickletools
-import tempfile
 import warnings
 import zipfile
 from collections import OrderedDict
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from mobilevit_np.safetensors_io import WeightsError
+from mobilevit_np.safetensors_io import WeightsError, write_safetensors
 
 BFLOAT16 = "bfloat16"  # marker: stored as uint16, widened to float32 when a tensor is built
 STORAGE_DTYPES = {
@@ -63,6 +67,19 @@ ALLOWED_OPCODES = {
 }  # fmt: skip
 STRING_OPCODES = {"SHORT_BINUNICODE", "BINUNICODE", "BINUNICODE8", "SHORT_BINSTRING", "BINSTRING"}
 LEGACY_MAGIC = 0x1950A86A20F9469CFC6C  # the number torch < 1.6 pickled first, before any tensor
+# What zipfile raises for an archive whose directory or headers are corrupt (offsets past the
+# end, impossible sizes, undecodable names, unknown versions).
+ZIP_ERRORS = (
+    zipfile.BadZipFile,
+    zipfile.LargeZipFile,
+    NotImplementedError,
+    EOFError,
+    OSError,
+    ValueError,
+    OverflowError,
+)
+# What a corrupt program makes the interpreter below trip over (stack underflow, wrong arity, ...).
+PROGRAM_ERRORS = (IndexError, KeyError, TypeError, ValueError, AttributeError)
 
 
 class UnsafePickleError(WeightsError):
@@ -80,32 +97,43 @@ class _StorageType:
         self.dtype = STORAGE_DTYPES[name]
 
 
+@dataclass(frozen=True)
+class _Storage:
+    """A storage the pickle refers to: the data/<key> record holding `numel` values of `dtype`."""
+
+    type_name: str
+    dtype: Any  # a NumPy dtype, or BFLOAT16
+    key: str
+    numel: int
+
+
+@dataclass(frozen=True)
+class _Tensor:
+    """What torch._utils._rebuild_tensor_v2 builds: storage[offset + sum(i_k * stride_k)], not yet read."""
+
+    storage: _Storage
+    offset: int
+    size: tuple[int, ...]
+    stride: tuple[int, ...]
+
+
 def _rebuild_tensor_v2(storage, storage_offset, size, stride, requires_grad, backward_hooks, metadata=None):
-    """torch._utils._rebuild_tensor_v2: the tensor is storage[offset + sum(i_k * stride_k)]."""
-    data, dtype = storage
+    """torch._utils._rebuild_tensor_v2, checked for types only; _tensor_array reads it later."""
+    if not isinstance(storage, _Storage):
+        raise WeightsError(f"malformed tensor: built from a {type(storage).__name__}, not a storage")
     if not (isinstance(size, tuple) and isinstance(stride, tuple) and len(size) == len(stride)):
         raise WeightsError(f"malformed tensor: size {size!r} and stride {stride!r} must be tuples of equal length")
     if not all(isinstance(v, int) and v >= 0 for v in (storage_offset, *size, *stride)):
         raise WeightsError(f"malformed tensor: offset {storage_offset!r}, size {size!r}, stride {stride!r}")
     if backward_hooks:
         raise UnsafePickleError("a tensor carries backward hooks; a plain state dict has none")
-    if 0 in size:
-        tensor = np.zeros(size, dtype=data.dtype)
-    else:
-        last = storage_offset + sum((n - 1) * s for n, s in zip(size, stride, strict=True))
-        if last >= data.size:
-            raise WeightsError(f"malformed tensor: it reaches element {last} of a storage of {data.size}")
-        view = np.lib.stride_tricks.as_strided(
-            data[storage_offset:], shape=size, strides=[s * data.itemsize for s in stride], writeable=False
-        )
-        tensor = np.array(view)  # a contiguous copy, in native byte order below
-    if dtype is BFLOAT16:
-        return (tensor.astype(np.uint32) << 16).view(np.float32)
-    return tensor.astype(tensor.dtype.newbyteorder("="))
+    return _Tensor(storage, storage_offset, size, stride)
 
 
 def _rebuild_parameter(data, requires_grad, backward_hooks):
     """torch._utils._rebuild_parameter: an nn.Parameter is its tensor here."""
+    if not isinstance(data, _Tensor):
+        raise WeightsError(f"malformed parameter: wraps a {type(data).__name__}, not a tensor")
     if backward_hooks:
         raise UnsafePickleError("a parameter carries backward hooks; a plain state dict has none")
     return data
@@ -159,10 +187,9 @@ def _check_global(module: Any, name: Any, source: str, pos: int) -> None:
 
 
 class _Machine:
-    """A pickle interpreter for the allowlisted opcodes, with NumPy stand-ins for torch's globals."""
+    """A pickle interpreter for the allowlisted opcodes, with stand-ins for torch's globals."""
 
-    def __init__(self, load_storage, source: str) -> None:
-        self.load_storage = load_storage  # (storage_type, key, numel) -> NumPy array
+    def __init__(self, source: str) -> None:
         self.source = source
         self.stack: list[Any] = []
         self.marks: list[list[Any]] = []
@@ -173,6 +200,15 @@ class _Machine:
         return items
 
     def run(self, program: bytes) -> Any:
+        """The object the program builds; a corrupt program (e.g. popping an empty stack) is a WeightsError."""
+        try:
+            return self._run(program)
+        except WeightsError:
+            raise
+        except PROGRAM_ERRORS as e:
+            raise WeightsError(f"{self.source}: corrupt pickle ({type(e).__name__}: {e})") from None
+
+    def _run(self, program: bytes) -> Any:
         for opcode, arg, pos in pickletools.genops(program):
             name, stack = opcode.name, self.stack
             if name in ("PROTO", "FRAME"):
@@ -244,14 +280,14 @@ class _Machine:
             raise WeightsError(f"{self.source}: corrupt pickle: expected a {kind.__name__} on the stack")
         return self.stack[-1]
 
-    def _persistent_load(self, pid: Any) -> tuple[np.ndarray, Any]:
-        """("storage", storage type, key, location, numel) -> (array of the record, its dtype)."""
+    def _persistent_load(self, pid: Any) -> _Storage:
+        """("storage", storage type, key, location, numel) -> a _Storage (its record is read later)."""
         if not (isinstance(pid, tuple) and len(pid) == 5 and pid[0] == "storage" and isinstance(pid[1], _StorageType)):
             raise UnsafePickleError(f"{self.source}: refused a persistent id {pid!r}; only tensor storages are allowed")
         _, storage_type, key, _location, numel = pid
-        if not isinstance(key, str) or not isinstance(numel, int) or numel < 0:
+        if not isinstance(key, str) or not isinstance(numel, int) or isinstance(numel, bool) or numel < 0:
             raise WeightsError(f"{self.source}: malformed storage reference {pid!r}")
-        return self.load_storage(storage_type, key, numel), storage_type.dtype
+        return _Storage(storage_type.name, storage_type.dtype, key, numel)
 
 
 # ------------------------------------------------------------------ the file
@@ -266,8 +302,8 @@ def _archive_prefix(archive: zipfile.ZipFile, source: str) -> str:
 
 def _refuse_non_zip(path: str) -> None:
     with open(path, "rb") as f:
-        head = f.read(64)
-    if head[:1] == b"\x80" or b"\x6a\xa8\x50\x19" in head or head[257:262] == b"ustar":
+        head = f.read(512)  # a legacy tar archive says "ustar" at byte 257
+    if head[:1] == b"\x80" or b"\x6a\xa8\x50\x19" in head[:64] or head[257:262] == b"ustar":
         raise WeightsError(
             f"{path}: legacy (pre-1.6) PyTorch file format, which is unsupported here; re-save it with torch >= 1.6 "
             "(torch.save(torch.load(path, weights_only=True), path)) or convert it to safetensors "
@@ -276,67 +312,134 @@ def _refuse_non_zip(path: str) -> None:
     raise WeightsError(f"{path}: not a PyTorch checkpoint (neither a torch.save zip archive nor a legacy pickle)")
 
 
+def _read_record(archive: zipfile.ZipFile, info: zipfile.ZipInfo, source: str, limit: int) -> bytes:
+    """One record's bytes, refusing what torch.save never writes before reading any of it.
+
+    torch.save stores records uncompressed, so a record's size is bounded by the file's own
+    size (`limit`); a compressed record could inflate to any size (a zip bomb) and is refused.
+    """
+    if info.flag_bits & 0x1:
+        raise WeightsError(f"{source}: record {info.filename} is encrypted; torch.save never encrypts")
+    if info.compress_type != zipfile.ZIP_STORED:
+        raise WeightsError(
+            f"{source}: record {info.filename} is compressed; torch.save stores records uncompressed, and a compressed "
+            "record could expand to any size (a zip bomb), so it is refused; re-save the file with torch.save"
+        )
+    if info.file_size != info.compress_size or info.file_size > limit:
+        raise WeightsError(
+            f"{source}: corrupt zip archive: record {info.filename} claims {info.file_size} bytes "
+            f"({info.compress_size} stored), more than the {limit} it can hold"
+        )
+    try:
+        return archive.read(info)
+    except ZIP_ERRORS as e:
+        raise WeightsError(f"{source}: corrupt zip archive: record {info.filename} ({type(e).__name__}: {e})") from None
+
+
+def _byteorder(archive: zipfile.ZipFile, prefix: str, source: str) -> str:
+    """ "little" or "big", from the byteorder record (torch >= 2.1 writes one; before, always little)."""
+    if prefix + "byteorder" not in archive.namelist():
+        return "little"
+    raw = _read_record(archive, archive.getinfo(prefix + "byteorder"), source, limit=16)
+    byteorder = raw.decode("ascii", errors="replace").strip()
+    if byteorder not in ("little", "big"):
+        raise WeightsError(f"{source}: unknown byteorder record {byteorder!r}")
+    return byteorder
+
+
+def _record_dtype(storage: _Storage, byteorder: str) -> np.dtype:
+    """How a storage's record is laid out: its dtype in the file's byte order (bfloat16 as raw uint16)."""
+    dtype = np.dtype("<u2") if storage.dtype is BFLOAT16 else storage.dtype
+    return dtype.newbyteorder("<" if byteorder == "little" else ">")
+
+
+def _tensor_array(name: str, tensor: _Tensor, read_storage, source: str) -> np.ndarray:
+    """A _Tensor as a contiguous native NumPy array, checked against its storage before any record is read."""
+    where = f"{source}: tensor {name!r}"
+    storage, size, stride = tensor.storage, tensor.size, tensor.stride
+    count = math.prod(size)
+    dtype = np.dtype(np.float32) if storage.dtype is BFLOAT16 else storage.dtype.newbyteorder("=")
+    if count > 0:
+        last = tensor.offset + sum((n - 1) * s for n, s in zip(size, stride, strict=True))
+        if last >= storage.numel:
+            raise WeightsError(
+                f"{where} reaches element {last} of storage {storage.key!r}, which holds {storage.numel}"
+            )
+        if count > storage.numel:
+            raise WeightsError(
+                f"{where} has {count} elements but its storage {storage.key!r} holds {storage.numel}: overlapping "
+                "strides (an expanded tensor) are not supported; save tensor.contiguous() instead"
+            )
+    try:
+        if count == 0:
+            return np.zeros(size, dtype=dtype)
+        data = read_storage(storage)
+        view = np.lib.stride_tricks.as_strided(
+            data[tensor.offset :], shape=size, strides=[s * data.itemsize for s in stride], writeable=False
+        )
+        array = np.array(view, order="C")  # a contiguous copy (count <= storage.numel: no bigger than the file)
+    except WeightsError:
+        raise
+    except ValueError as e:  # NumPy's own limits (more than 64 dimensions, a shape too big to describe)
+        raise WeightsError(f"{where}: size {size} cannot be built ({e})") from None
+    if storage.dtype is BFLOAT16:
+        return (array.astype(np.uint32) << 16).view(np.float32)
+    return array.astype(dtype)
+
+
+def _load_archive(archive: zipfile.ZipFile, path: str) -> dict[str, np.ndarray]:
+    size = os.path.getsize(path)
+    prefix = _archive_prefix(archive, path)
+    program = _read_record(archive, archive.getinfo(prefix + "data.pkl"), path, size)
+    check_pickle(program, path)  # raises before anything is interpreted
+    state_dict = _Machine(path).run(program)
+    if not isinstance(state_dict, dict):
+        raise WeightsError(f"{path}: holds a {type(state_dict).__name__}, not a state dict of named tensors")
+    for name, value in state_dict.items():
+        if not (isinstance(name, str) and isinstance(value, _Tensor)):
+            raise WeightsError(f"{path}: entry {name!r} is a {type(value).__name__}; a state dict holds named tensors")
+    byteorder = _byteorder(archive, prefix, path)
+    storages: dict[str, tuple[_Storage, np.ndarray]] = {}
+
+    def read_storage(storage: _Storage) -> np.ndarray:
+        if storage.key in storages:
+            first, data = storages[storage.key]
+            if first != storage:
+                raise WeightsError(f"{path}: storage {storage.key!r} is declared twice, as {first} and as {storage}")
+            return data
+        record = f"{prefix}data/{storage.key}"
+        if record not in archive.namelist():
+            raise WeightsError(
+                f"{path}: the pickle refers to storage {storage.key!r}, but data record {record} is missing"
+            )
+        info, dtype = archive.getinfo(record), _record_dtype(storage, byteorder)
+        if info.file_size != storage.numel * dtype.itemsize:  # checked before a byte is read
+            raise WeightsError(
+                f"{path}: data record {record} holds {info.file_size} bytes, but {storage.numel} x "
+                f"{storage.type_name} elements need {storage.numel * dtype.itemsize}"
+            )
+        storages[storage.key] = storage, np.frombuffer(_read_record(archive, info, path, size), dtype=dtype)
+        return storages[storage.key][1]
+
+    return {name: _tensor_array(name, tensor, read_storage, path) for name, tensor in state_dict.items()}
+
+
 def load_torch_pickle(path: str | os.PathLike) -> dict[str, np.ndarray]:
     """The state dict in a torch.save zip file (pytorch_model.bin) as {name: NumPy array}."""
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"file not found: {path}")
-    if not zipfile.is_zipfile(path):
+    try:
+        archive = zipfile.ZipFile(path) if zipfile.is_zipfile(path) else None  # is_zipfile too can raise
+    except ZIP_ERRORS as e:
+        raise WeightsError(f"{path}: corrupt zip archive ({type(e).__name__}: {e})") from None
+    if archive is None:
         _refuse_non_zip(path)
-    with zipfile.ZipFile(path) as archive:
-        prefix = _archive_prefix(archive, path)
-        program = archive.read(prefix + "data.pkl")
-        check_pickle(program, path)  # raises before anything is interpreted
-        names = set(archive.namelist())
-        byteorder = archive.read(prefix + "byteorder").decode().strip() if prefix + "byteorder" in names else "little"
-        if byteorder not in ("little", "big"):
-            raise WeightsError(f"{path}: unknown byteorder record {byteorder!r}")
-        storages: dict[str, np.ndarray] = {}
-
-        def load_storage(storage_type: _StorageType, key: str, numel: int) -> np.ndarray:
-            if key not in storages:
-                record = f"{prefix}data/{key}"
-                if record not in names:
-                    raise WeightsError(
-                        f"{path}: the pickle refers to storage {key!r}, but data record {record} is missing"
-                    )
-                dtype = np.dtype("<u2") if storage_type.dtype is BFLOAT16 else storage_type.dtype
-                dtype = dtype.newbyteorder("<" if byteorder == "little" else ">")
-                raw = archive.read(record)
-                if len(raw) != numel * dtype.itemsize:
-                    raise WeightsError(
-                        f"{path}: data record {record} holds {len(raw)} bytes, but {numel} x {storage_type.name} "
-                        f"elements need {numel * dtype.itemsize}"
-                    )
-                storages[key] = np.frombuffer(raw, dtype=dtype)
-            return storages[key]
-
-        state_dict = _Machine(load_storage, path).run(program)
-    if not isinstance(state_dict, dict) or not all(
-        isinstance(k, str) and isinstance(v, np.ndarray) for k, v in state_dict.items()
-    ):
-        raise WeightsError(f"{path}: holds a {type(state_dict).__name__}, not a state dict of named tensors")
-    return dict(state_dict)
+    with archive:
+        return _load_archive(archive, path)
 
 
 # -------------------------------------------------------------- conversion
-
-
-def write_safetensors(tensors: dict[str, np.ndarray], path: str | os.PathLike, overwrite: bool = False) -> None:
-    """Write `tensors` to `path` through a temporary file in the same folder, then rename (atomic)."""
-    from safetensors.numpy import save_file
-
-    path = os.fspath(path)
-    if os.path.exists(path) and not overwrite:
-        raise FileExistsError(f"{path} already exists (use --force / overwrite=True to replace it)")
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), suffix=".safetensors.tmp")
-    os.close(fd)
-    try:
-        save_file({k: np.ascontiguousarray(v) for k, v in tensors.items()}, tmp, metadata={"format": "pt"})
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 def convert(bin_path: str | os.PathLike, out_path: str | os.PathLike | None = None, overwrite: bool = False) -> str:

@@ -13,7 +13,7 @@ import warnings
 
 import numpy as np
 
-from mobilevit_np.safetensors_io import WeightsError, load_safetensors
+from mobilevit_np.safetensors_io import WeightsError, load_safetensors, write_safetensors
 
 SAFETENSORS_FILE = "model.safetensors"
 SAFETENSORS_INDEX = "model.safetensors.index.json"
@@ -41,21 +41,42 @@ def load_checkpoint_tensors(folder: str | os.PathLike) -> dict[str, np.ndarray]:
 
 
 def _load_sharded(folder: str, index_file: str) -> dict[str, np.ndarray]:
-    try:
-        with open(index_file, encoding="utf-8") as f:
-            weight_map = json.load(f)["weight_map"]
-    except (json.JSONDecodeError, KeyError, TypeError) as e:
-        raise WeightsError(f"{index_file}: not a valid safetensors index ({e!r})") from None
+    weight_map = _read_weight_map(index_file)
     tensors: dict[str, np.ndarray] = {}
+    found_in: dict[str, str] = {}
     for shard in sorted(set(weight_map.values())):
         shard_path = os.path.join(folder, shard)
         if not os.path.isfile(shard_path):
             raise WeightsError(f"{index_file} names shard {shard!r}, which is missing from {folder}")
-        tensors.update(load_safetensors(shard_path))
+        for name, value in load_safetensors(shard_path).items():
+            if name in found_in:  # two shards with one name: which one is meant cannot be known
+                raise WeightsError(f"tensor {name} is in two shards: {found_in[name]} and {shard} (in {folder})")
+            tensors[name], found_in[name] = value, shard
     missing = sorted(set(weight_map) - set(tensors))
     if missing:
         raise WeightsError(f"{index_file} lists tensors its shards do not hold: {', '.join(missing)}")
     return tensors
+
+
+def _read_weight_map(index_file: str) -> dict[str, str]:
+    """The index's {tensor name: shard file}, each shard a file name inside the checkpoint folder."""
+    try:
+        with open(index_file, encoding="utf-8") as f:
+            index = json.load(f)
+    except (ValueError, RecursionError) as e:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise WeightsError(f"{index_file}: not a valid safetensors index: not JSON ({e})") from None
+    weight_map = index.get("weight_map") if isinstance(index, dict) else None
+    if not isinstance(weight_map, dict) or not all(isinstance(v, str) for v in weight_map.values()):
+        raise WeightsError(
+            f'{index_file}: not a valid safetensors index: needs a "weight_map" object of '
+            "{tensor name: shard file name}"
+        )
+    for shard in set(weight_map.values()):
+        # A shard outside the folder ("../x", "/etc/x") is not part of this checkpoint.
+        normalized = os.path.normpath(shard)
+        if os.path.isabs(shard) or normalized in (os.curdir, os.pardir) or normalized.startswith(os.pardir + os.sep):
+            raise WeightsError(f"{index_file} names shard {shard!r}, which is not a file inside the checkpoint folder")
+    return weight_map
 
 
 def select_for_head(tensors: dict[str, np.ndarray], head: str) -> dict[str, np.ndarray]:
@@ -134,9 +155,6 @@ def _lists_from_int_keys(node):
 
 def save_checkpoint(folder: str | os.PathLike, config, state_dict: dict[str, np.ndarray]) -> None:
     """Write config.json and model.safetensors in the layout transformers' save_pretrained uses."""
-    from safetensors.numpy import save_file
-
     os.makedirs(folder, exist_ok=True)
     config.save_pretrained(folder)
-    tensors = {k: np.ascontiguousarray(v) for k, v in state_dict.items()}
-    save_file(tensors, os.path.join(folder, SAFETENSORS_FILE), metadata={"format": "pt"})
+    write_safetensors(state_dict, os.path.join(folder, SAFETENSORS_FILE), overwrite=True)

@@ -1,0 +1,115 @@
+"""The numba backend shared by threads, under every threading layer, and with nowhere to cache its code.
+
+tests/test_threads.py covers the NumPy backend. The cache tests run in subprocesses,
+because numba decides where to cache when the kernels are imported. CI runs as root,
+where a read-only directory is still writable, so "nothing writable" is simulated by
+making numba's own writability probe fail, the one thing it checks.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+from conftest import tiny_config
+
+from mobilevit_np import MobileViTForSemanticSegmentation
+from mobilevit_np.random_weights import random_pixel_values, random_state_dict
+
+pytest.importorskip("numba")
+
+TESTS = os.path.dirname(os.path.abspath(__file__))
+
+
+def run_python(code: str, **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=TESTS,
+        env={**os.environ, **env},
+    )
+
+
+FOUR_THREADS = """
+    from concurrent.futures import ThreadPoolExecutor
+    import numpy as np
+    from conftest import tiny_config
+    from mobilevit_np import MobileViTForSemanticSegmentation
+    from mobilevit_np.random_weights import random_pixel_values, random_state_dict
+
+    config = tiny_config(output_stride=16)
+    model = MobileViTForSemanticSegmentation.from_config(
+        config, random_state_dict(config, "segmentation"), backend="numba"
+    )
+    inputs = [random_pixel_values((1, 3, 40 + 8 * i, 64), seed=i) for i in range(8)]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        threaded = list(pool.map(lambda x: model(x).logits, inputs))
+    serial = [model(x).logits for x in inputs]
+    assert all(np.array_equal(a, b) for a, b in zip(serial, threaded))
+    import numba
+    print("layer", numba.threading_layer())
+"""
+
+
+def test_four_threads_match_serial_runs_numba():
+    config = tiny_config(output_stride=16)
+    model = MobileViTForSemanticSegmentation.from_config(
+        config, random_state_dict(config, "segmentation"), backend="numba"
+    )
+    inputs = [random_pixel_values((1, 3, 40 + 8 * i, 64), seed=i) for i in range(8)]
+    serial = [model(x, output_hidden_states=True) for x in inputs]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        threaded = list(pool.map(lambda x: model(x, output_hidden_states=True), inputs))
+    for one, other in zip(serial, threaded, strict=True):
+        np.testing.assert_array_equal(one.logits, other.logits)
+        for a, b in zip(one.hidden_states, other.hidden_states, strict=True):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_four_threads_under_the_workqueue_layer():
+    """numba's workqueue layer aborts the process on concurrent parallel launches; the kernels serialise them."""
+    result = run_python(FOUR_THREADS, NUMBA_THREADING_LAYER="workqueue")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "layer workqueue" in result.stdout
+
+
+READ_ONLY_CACHES = """
+    import errno
+    import numba.core.caching
+
+    def read_only(locator):  # what numba sees when __pycache__, the user cache dir and NUMBA_CACHE_DIR are read-only
+        raise PermissionError(errno.EROFS, "Read-only file system", locator.get_cache_path())
+
+    numba.core.caching._CacheLocator.ensure_cache_path = read_only
+"""
+SILU_KERNEL = """
+    import numpy as np
+    from mobilevit_np.activations import silu
+    from mobilevit_np.kernels.ops import fast_silu
+
+    x = np.linspace(-8, 8, 1000, dtype=np.float32)
+    np.testing.assert_allclose(fast_silu(x), silu(x), rtol=1e-6, atol=1e-7)
+    print("ok")
+"""
+
+
+def test_no_writable_cache_compiles_in_memory_with_one_warning():
+    result = run_python(textwrap.dedent(READ_ONLY_CACHES) + textwrap.dedent(SILU_KERNEL))
+    assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr[-2000:]
+    warnings = [line for line in result.stderr.splitlines() if "Warning" in line]
+    assert len(warnings) == 1 and "no writable numba cache directory" in warnings[0], result.stderr
+
+
+def test_unusable_numba_cache_dir_falls_back_without_error(tmp_path):
+    """NUMBA_CACHE_DIR under a regular file cannot be created (even by root): numba uses __pycache__ instead."""
+    (tmp_path / "a-file").write_text("")
+    result = run_python(SILU_KERNEL, NUMBA_CACHE_DIR=str(tmp_path / "a-file" / "cache"))
+    assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr[-2000:]
+    assert "Warning" not in result.stderr
