@@ -7,30 +7,35 @@
 
 All backends run the same random weights (speed does not depend on values), written once
 with random_state_dict + save_checkpoint into a temporary folder that transformers also
-loads. Runs are interleaved (one call of each backend in turn, after warm-up) so a busy
-machine slows all of them alike: read the ratios. Results can be saved with --json for
-benchmarks/plot.py. See docs/performance.md.
+loads. Each backend runs in its own worker process (spawned, so no two runtimes' thread
+pools share a process), loads the checkpoint once and warms up; the parent then asks the
+workers in turn for blocks of --block calls (A A A A A, B B B B B, ..., repeated) so that
+noise from the rest of the machine hits all backends alike: read the ratios. Idle
+workers sleep (OMP_WAIT_POLICY=PASSIVE; ONNX Runtime's pool without spinning unless
+--ort-spinning). Results can be saved with --json for benchmarks/plot.py.
+See docs/performance.md.
 """
 
 from __future__ import annotations
 
 import argparse
 import collections
+import contextlib
+import importlib.metadata
 import json
+import multiprocessing
 import os
 import platform
-import resource
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+import traceback
 from dataclasses import dataclass
 
-import numba
 import numpy as np
 
-from mobilevit_np import MobileViTConfig, MobileViTForImageClassification, MobileViTForSemanticSegmentation
+from mobilevit_np import MobileViTConfig
 from mobilevit_np.random_weights import random_state_dict
 from mobilevit_np.weights import save_checkpoint
 
@@ -53,10 +58,18 @@ class Case:
     def label(self) -> str:
         return f"{self.name}, {self.batch}x3x{self.image}x{self.image}"
 
+    @property
+    def tag(self) -> str:
+        return f"{self.name}-b{self.batch}"
+
     def config(self) -> MobileViTConfig:
         if self.head == "segmentation":
             return MobileViTConfig(**SIZES[self.size], num_labels=21, output_stride=16, image_size=self.image)
         return MobileViTConfig(**SIZES[self.size], num_labels=1000, image_size=self.image)
+
+    def input(self) -> np.ndarray:
+        shape = (self.batch, 3, self.image, self.image)
+        return np.random.RandomState(0).uniform(0, 1, shape).astype(np.float32)
 
 
 CASES = [
@@ -66,7 +79,9 @@ CASES = [
     Case("mobilevit-xx-small", "xx-small", "classification", 1, 256),
     Case("deeplabv3-mobilevit-small", "small", "segmentation", 1, 512),
 ]
+# "onnxruntime-spinning" (not in the default list) is ONNX Runtime with its pool's spin-waiting on.
 BACKENDS = ("numpy", "numba", "torch", "onnxruntime")
+OURS = ("numpy", "numba")
 
 
 def write_checkpoint(case: Case, root: str) -> str:
@@ -77,47 +92,63 @@ def write_checkpoint(case: Case, root: str) -> str:
     return folder
 
 
-def ours(folder: str, head: str, backend: str) -> Callable[[np.ndarray], np.ndarray]:
+# ------------------------------------------------------------------ the runners (in workers)
+
+
+def ours(folder: str, head: str, backend: str):
+    from mobilevit_np import MobileViTForImageClassification, MobileViTForSemanticSegmentation
+
     cls = MobileViTForSemanticSegmentation if head == "segmentation" else MobileViTForImageClassification
-    model = cls.from_pretrained(folder, backend=backend)
-    return lambda x: model(x).logits
+    return cls.from_pretrained(folder, backend=backend)
 
 
-def torch_eager(folder: str, head: str):
+def torch_model(folder: str, head: str, threads: int):
     import torch
     import transformers
 
-    cls = (
-        transformers.MobileViTForSemanticSegmentation
-        if head == "segmentation"
-        else (transformers.MobileViTForImageClassification)
-    )
-    model = cls.from_pretrained(folder).eval()
-
-    def run(x: np.ndarray) -> np.ndarray:
-        with torch.inference_mode():
-            return model(torch.from_numpy(x)).logits.numpy()
-
-    return run, model
+    torch.set_num_threads(threads)
+    transformers.logging.set_verbosity_error()  # not the missing num_batches_tracked buffers, once per worker
+    if head == "segmentation":
+        return transformers.MobileViTForSemanticSegmentation.from_pretrained(folder).eval()
+    return transformers.MobileViTForImageClassification.from_pretrained(folder).eval()
 
 
-def onnx_runtime(torch_model, x: np.ndarray, root: str, tag: str):
+def runner(backend: str, case: Case, folder: str, onnx_path: str, threads: int):
+    """A function pixel_values -> logits for one backend (imports that backend's runtime)."""
+    if backend in OURS:
+        model = ours(folder, case.head, backend)
+
+        def run(x: np.ndarray) -> np.ndarray:
+            return model(x).logits
+
+        run.model = model  # for the profile
+        return run
+    if backend == "torch":
+        import torch
+
+        model = torch_model(folder, case.head, threads)
+
+        def run(x: np.ndarray) -> np.ndarray:
+            with torch.inference_mode():
+                return model(torch.from_numpy(x)).logits.numpy()
+
+        return run
     import onnxruntime
-    import torch
 
-    path = os.path.join(root, f"{tag}.onnx")
-    if not os.path.exists(path):
-        wrapper = _LogitsOnly(torch_model)
-        with torch.inference_mode():
-            torch.onnx.export(wrapper, (torch.from_numpy(x),), path, input_names=["pixel_values"], dynamo=True)
     options = onnxruntime.SessionOptions()
-    options.intra_op_num_threads = THREADS
-    session = onnxruntime.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    spinning = "1" if backend == "onnxruntime-spinning" else "0"
+    options.add_session_config_entry("session.intra_op.allow_spinning", spinning)
+    session = onnxruntime.InferenceSession(onnx_path, options, providers=["CPUExecutionProvider"])
     return lambda x: session.run(None, {"pixel_values": x})[0]
 
 
-def _LogitsOnly(model):  # noqa: N802 (a factory named like the class it makes)
+def export_onnx(case: Case, folder: str, path: str) -> None:
+    """Export transformers' model to ONNX (run in its own short-lived process)."""
     import torch
+
+    model = torch_model(folder, case.head, 1)
 
     class LogitsOnly(torch.nn.Module):
         def __init__(self) -> None:
@@ -127,40 +158,128 @@ def _LogitsOnly(model):  # noqa: N802 (a factory named like the class it makes)
         def forward(self, pixel_values):
             return self.model(pixel_values).logits
 
-    return LogitsOnly().eval()
+    with torch.inference_mode():
+        x = torch.from_numpy(case.input())
+        torch.onnx.export(LogitsOnly().eval(), (x,), path, input_names=["pixel_values"], dynamo=True)
 
 
 def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    """This process's peak resident set (VmHWM), in MB."""
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmHWM")) / 1024
 
 
-def measure(case: Case, root: str, backends: tuple[str, ...], repeats: int, warmup: int) -> dict:
-    """Interleaved timings (ms) of each backend on one case, and their outputs' agreement."""
+def serve(conn, backend: str, case: Case, folder: str, onnx_path: str, threads: int, warmup: int) -> None:
+    """Worker main loop: load, warm up, then answer ("time", n) / ("profile", n) / ("stop", None)."""
+    try:
+        run = runner(backend, case, folder, onnx_path, threads)
+        x = case.input()
+        output = run(x)
+        for _ in range(warmup - 1):
+            run(x)
+        conn.send(("ok", output))
+        while True:
+            command, n = conn.recv()
+            if command == "time":
+                times = []
+                for _ in range(n):
+                    start = time.perf_counter()
+                    run(x)
+                    times.append((time.perf_counter() - start) * 1e3)
+                conn.send(("ok", times))
+            elif command == "profile":
+                conn.send(("ok", profile_model(run.model, x, n)))
+            else:
+                conn.send(("ok", peak_rss_mb()))
+                return
+    except BaseException:  # noqa: BLE001 (report anything to the parent, which raises it)
+        conn.send(("error", traceback.format_exc()))
+
+
+@contextlib.contextmanager
+def environment(values: dict[str, str]):
+    """os.environ with `values` set, for a child process started inside; restored after."""
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def thread_env(threads: int) -> dict[str, str]:
+    """Every runtime's thread count, and sleeping (not spinning) idle OpenMP workers."""
+    n = str(threads)
+    names = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
+    return {"OMP_WAIT_POLICY": "PASSIVE", **dict.fromkeys(names, n)}
+
+
+class Worker:
+    """One backend in its own spawned process, driven over a pipe."""
+
+    def __init__(self, backend: str, case: Case, folder: str, onnx_path: str, threads: int, warmup: int) -> None:
+        context = multiprocessing.get_context("spawn")
+        self.backend = backend
+        self.conn, child = context.Pipe()
+        args = (child, backend, case, folder, onnx_path, threads, warmup)
+        with environment(thread_env(threads)):
+            self.process = context.Process(target=serve, args=args, daemon=True)
+            self.process.start()
+        child.close()
+        self.output = self.reply()
+
+    def reply(self):
+        status, value = self.conn.recv()
+        if status == "error":
+            self.process.join()
+            raise RuntimeError(f"{self.backend} worker failed:\n{value}")
+        return value
+
+    def ask(self, command: str, n: int | None = None):
+        self.conn.send((command, n))
+        return self.reply()
+
+    def stop(self) -> float:
+        """Ends the worker; returns its peak RSS in MB."""
+        rss = self.ask("stop")
+        self.process.join()
+        return rss
+
+
+def start_onnx(case: Case, folder: str, root: str) -> str:
+    path = os.path.join(root, f"{case.tag}.onnx")
+    if not os.path.exists(path):
+        process = multiprocessing.get_context("spawn").Process(target=export_onnx, args=(case, folder, path))
+        process.start()
+        process.join()
+        if process.exitcode != 0:
+            raise RuntimeError(f"ONNX export of {case.label} failed (exit code {process.exitcode})")
+    return path
+
+
+def measure(case: Case, root: str, backends: tuple[str, ...], repeats: int, block: int, threads: int, warmup: int):
+    """Timings (ms) of each backend on one case, in round-robin blocks, and their outputs' agreement."""
     folder = write_checkpoint(case, root)
-    x = np.random.RandomState(0).uniform(0, 1, (case.batch, 3, case.image, case.image)).astype(np.float32)
-    runners: dict[str, Callable] = {}
-    for backend in backends:
-        if backend in ("numpy", "numba"):
-            runners[backend] = ours(folder, case.head, backend)
-        elif backend == "torch":
-            runners["torch"], torch_model = torch_eager(folder, case.head)
-        elif backend == "onnxruntime":
-            if "torch" not in runners:
-                _, torch_model = torch_eager(folder, case.head)
-            runners["onnxruntime"] = onnx_runtime(torch_model, x, root, f"{case.name}-b{case.batch}")
-    outputs = {name: run(x) for name, run in runners.items()}
-    for _ in range(warmup - 1):
-        for run in runners.values():
-            run(x)
-    times = collections.defaultdict(list)
-    for _ in range(repeats):
-        for name, run in runners.items():
-            start = time.perf_counter()
-            run(x)
-            times[name].append((time.perf_counter() - start) * 1e3)
+    onnx_path = start_onnx(case, folder, root) if any(b.startswith("onnxruntime") for b in backends) else ""
+    workers = []
+    try:
+        for backend in backends:  # one at a time: loading and warming up is not timed
+            workers.append(Worker(backend, case, folder, onnx_path, threads, warmup))
+        times: dict[str, list[float]] = {backend: [] for backend in backends}
+        while len(times[backends[-1]]) < repeats:
+            n = min(block, repeats - len(times[backends[-1]]))
+            for worker in workers:
+                times[worker.backend] += worker.ask("time", n)
+    finally:
+        rss = {w.backend: w.stop() for w in workers if w.process.is_alive()}
+    outputs = {w.backend: w.output for w in workers}
     reference = outputs.get("numpy", next(iter(outputs.values())))
     agreement = {n: float(np.abs(o - reference).max() / np.abs(reference).max()) for n, o in outputs.items()}
-    return {"case": case.label, "times_ms": dict(times), "max_rel_diff_vs_numpy": agreement}
+    return {"case": case.label, "times_ms": dict(times), "max_rel_diff_vs_numpy": agreement, "peak_rss_mb": rss}
 
 
 def summarize(result: dict) -> list[str]:
@@ -170,62 +289,38 @@ def summarize(result: dict) -> list[str]:
     for name, t in times.items():
         ratios = []
         for base in ("torch", "onnxruntime"):
-            if base in median and name in ("numpy", "numba"):
+            if base in median and name in OURS:
                 ratios.append(f"{median[name] / median[base]:5.2f}")
             else:
                 ratios.append("    -")
         lines.append(
             f"| {result['case']} | {name} | {median[name]:8.1f} | {min(t):8.1f} | {max(t):8.1f} | "
-            f"{ratios[0]} | {ratios[1]} | {result['max_rel_diff_vs_numpy'][name]:.1e} |"
+            f"{ratios[0]} | {ratios[1]} | {result['max_rel_diff_vs_numpy'][name]:.1e} | "
+            f"{result['peak_rss_mb'].get(name, float('nan')):.0f} |"
         )
     return lines
 
 
-def set_threads(n: int) -> None:
-    """The same thread count for every backend: one process-wide setting each."""
-    import mobilevit_np.kernels.config  # noqa: F401  (sets OMP_WAIT_POLICY before numba's threads start)
-    import torch  # first: its OpenMP runtime loads with the default wait policy
-    from threadpoolctl import threadpool_limits
-
-    global THREADS
-    THREADS = n
-    torch.set_num_threads(n)
-    numba.set_num_threads(n)
-    threadpool_limits(n)  # OpenBLAS under NumPy
-
-
-THREADS = os.cpu_count() or 1
-
-
-def machine_info() -> dict:
-    import numba
-    import onnxruntime
-    import torch
-    import transformers
-
+def machine_info(threads: int) -> dict:
+    """CPU, versions (read from package metadata: this process imports no runtime but NumPy), load."""
     cpu = platform.processor()
     if os.path.exists("/proc/cpuinfo"):
         with open("/proc/cpuinfo") as f:
             cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
-    info = {
-        "date": time.strftime("%Y-%m-%d"),
-        "cpu": f"{cpu}, {os.cpu_count()} cores",
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "numba": numba.__version__,
-        "torch": torch.__version__,
-        "transformers": transformers.__version__,
-        "onnxruntime": onnxruntime.__version__,
-        "torch_threads": torch.get_num_threads(),
-        "numba_threads": numba.config.NUMBA_NUM_THREADS,
-        "OPENBLAS_CORETYPE": os.environ.get("OPENBLAS_CORETYPE", "(unset)"),
-    }
+    info = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "cpu": f"{cpu}, {os.cpu_count()} cores"}
+    info["python"] = platform.python_version()
+    for package in ("numpy", "numba", "torch", "transformers", "onnxruntime"):
+        try:
+            info[package] = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            info[package] = "(not installed)"
+    info["threads"] = threads
+    info["load_avg"] = " ".join(f"{v:.2f}" for v in os.getloadavg())
+    info["OPENBLAS_CORETYPE"] = os.environ.get("OPENBLAS_CORETYPE", "(unset)")
     try:
         from threadpoolctl import threadpool_info
 
-        info["blas"] = ", ".join(
-            f"{p['internal_api']} {p.get('architecture', '')} x{p['num_threads']}" for p in threadpool_info()
-        )
+        info["blas"] = ", ".join(f"{p['internal_api']} {p.get('architecture', '')}" for p in threadpool_info())
     except ImportError:
         info["blas"] = "(install threadpoolctl to see which BLAS kernel runs)"
     return info
@@ -234,33 +329,38 @@ def machine_info() -> dict:
 # ----------------------------------------------------------------------- profile
 
 
-def profile(case: Case, root: str, repeats: int) -> None:
+def profile(case: Case, root: str, repeats: int, threads: int) -> None:
     """Time per primitive type (conv 1x1, depthwise, dense kxk, linear, attention, ...) for both paths."""
-    import mobilevit_np.model as model_module
-
     folder = write_checkpoint(case, root)
-    x = np.random.RandomState(0).uniform(0, 1, (case.batch, 3, case.image, case.image)).astype(np.float32)
-    for backend in ("numpy", "numba"):
-        cls = MobileViTForSemanticSegmentation if case.head == "segmentation" else MobileViTForImageClassification
-        model = cls.from_pretrained(folder, backend=backend)
-        spent: dict[str, float] = collections.defaultdict(float)
-        model.ops = timed_ops(model.ops, spent, model_module)
-        model(x)
-        spent.clear()
-        start = time.perf_counter()
-        for _ in range(repeats):
-            model(x)
-        total = (time.perf_counter() - start) * 1e3 / repeats
-        print(f"\n{case.label}, backend={backend}: {total:.1f} ms per call")
-        for name, seconds in sorted(spent.items(), key=lambda kv: -kv[1]):
-            ms = seconds * 1e3 / repeats
+    for backend in OURS:
+        worker = Worker(backend, case, folder, "", threads, warmup=2)
+        try:
+            total, spent = worker.ask("profile", repeats)
+        finally:
+            worker.stop()
+        print(f"\n{case.label}, backend={backend}, {threads} thread(s): {total:.1f} ms per call")
+        for name, ms in sorted(spent.items(), key=lambda kv: -kv[1]):
             print(f"  {name:28s} {ms:8.2f} ms  {100 * ms / total:5.1f} %")
-        other = total - sum(spent.values()) * 1e3 / repeats
+        other = total - sum(spent.values())
         print(f"  {'other (adds, MLP act, glue)':28s} {other:8.2f} ms  {100 * other / total:5.1f} %")
 
 
-def timed_ops(ops, spent: dict[str, float], model_module):
+def profile_model(model, x: np.ndarray, repeats: int) -> tuple[float, dict[str, float]]:
+    """(ms per call, {primitive type: ms per call}) with the model's ops wrapped in timers."""
+    spent: dict[str, float] = collections.defaultdict(float)
+    model.ops = timed_ops(model.ops, spent)
+    model(x)
+    spent.clear()
+    start = time.perf_counter()
+    for _ in range(repeats):
+        model(x)
+    total = (time.perf_counter() - start) * 1e3 / repeats
+    return total, {name: seconds * 1e3 / repeats for name, seconds in spent.items()}
+
+
+def timed_ops(ops, spent: dict[str, float]):
     """A copy of `ops` whose primitives add their time to spent[type]."""
+    import dataclasses
 
     def conv_kind(x, convolution, **kwargs) -> str:
         weight = convolution["weight"]
@@ -277,14 +377,15 @@ def timed_ops(ops, spent: dict[str, float], model_module):
 
         return timed
 
-    return model_module.Ops(
+    return dataclasses.replace(
+        ops,
         conv_layer=wrap("conv", ops.conv_layer, conv_kind),
         linear=wrap("linear (transformer)", ops.linear),
         layer_norm=wrap("layer norm", ops.layer_norm),
         multi_head_attention=wrap("attention (incl. q/k/v)", ops.multi_head_attention),
         unfold=wrap("unfold", ops.unfold),
         fold=wrap("fold", ops.fold),
-        get_activation=ops.get_activation,  # unwrapped, so conv_layer can still fuse it; timed within convs
+        # get_activation stays unwrapped, so conv_layer can still fuse it; timed within convs
     )
 
 
@@ -316,12 +417,12 @@ print(f"{first:.3f} {peak / 1024:.0f} {int(logits.argmax())}")
 IMAGE = "/work/shared/data/images/000000039769.png"
 
 
-def startup(root: str) -> dict:
+def startup(root: str, threads: int) -> dict:
     """First inference in a fresh process (import + load + one call), cold and warm numba cache; peak RSS."""
     folder = write_checkpoint(CASES[0], root)
     image = IMAGE if os.path.exists(IMAGE) else _write_test_image(root)
     cache = tempfile.mkdtemp(prefix="numba-cache-", dir=root)
-    env = {**os.environ, "NUMBA_CACHE_DIR": cache}
+    env = {**os.environ, **thread_env(threads), "NUMBA_CACHE_DIR": cache}
 
     def run(who: str) -> tuple[float, float]:
         out = subprocess.run(
@@ -359,40 +460,42 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="a short smoke run: two cases, few repeats")
     parser.add_argument("--profile", action="store_true", help="time per layer type for the NumPy and Numba paths")
     parser.add_argument("--startup", action="store_true", help="first-call time cold vs warm cache, and peak RSS")
-    parser.add_argument("--model", default=None, help="only the cases whose name contains this")
-    parser.add_argument("--repeats", type=int, default=None)
+    parser.add_argument("--model", default=None, help="only the cases whose label contains this")
+    parser.add_argument("--repeats", type=int, default=None, help="timed calls per backend (default 40, quick 5)")
+    parser.add_argument("--block", type=int, default=5, help="calls per backend before the next one's turn")
     parser.add_argument("--backends", default=",".join(BACKENDS), help=f"comma-separated subset of {BACKENDS}")
     parser.add_argument("--json", default=None, help="write the results to this file (for plot.py)")
     parser.add_argument(
-        "--threads", type=int, default=None, help="threads for every backend (BLAS, numba, torch, ORT); default: all"
+        "--threads", type=int, default=os.cpu_count() or 1, help="threads for every backend (default: all cores)"
     )
     args = parser.parse_args()
-    if args.threads:
-        set_threads(args.threads)
 
     cases = [c for c in CASES if args.model is None or args.model in c.label]
     if args.quick:
         cases = [c for c in cases if c.batch == 1 and c.head == "classification"][::2]
-    repeats = args.repeats or (5 if args.quick else 30)
+    repeats = args.repeats or (5 if args.quick else 40)
     with tempfile.TemporaryDirectory(prefix="mobilevit-bench-") as root:
         if args.profile:
-            profile(cases[0], root, repeats)
+            profile(cases[0], root, repeats, args.threads)
             return
-        info = machine_info()
+        info = machine_info(args.threads)
         print(" | ".join(f"{k}: {v}" for k, v in info.items()))
         if info["OPENBLAS_CORETYPE"] != "(unset)":
             print("note: OPENBLAS_CORETYPE is set, which slows NumPy's BLAS; see docs/performance.md")
         report: dict = {"machine": info, "results": []}
         if args.startup:
-            report["startup"] = startup(root)
+            report["startup"] = startup(root, args.threads)
         else:
-            header = "| model, input | backend | median ms | min ms | max ms | ours/torch | ours/ORT | max rel diff |"
-            print(header + "\n|" + "---|" * 8)
+            header = "| model, input | backend | median ms | min ms | max ms | ours/torch | ours/ORT | max rel diff "
+            print(header + "| peak RSS MB |\n|" + "---|" * 9)
             for case in cases:
-                result = measure(case, root, tuple(args.backends.split(",")), repeats, warmup=2 if args.quick else 3)
+                backends = tuple(args.backends.split(","))
+                warmup = 2 if args.quick else 3
+                result = measure(case, root, backends, repeats, args.block, args.threads, warmup)
                 report["results"].append(result)
                 print("\n".join(summarize(result)), flush=True)
-            print(f"\npeak RSS of this process: {peak_rss_mb():.0f} MB")
+        info["load_avg_after"] = " ".join(f"{v:.2f}" for v in os.getloadavg())
+        print(f"load average after: {info['load_avg_after']}")
         if args.json:
             with open(args.json, "w") as f:
                 json.dump(report, f, indent=1)

@@ -15,7 +15,7 @@ import numpy as np
 from mobilevit_np.kernels.config import kernel
 from mobilevit_np.kernels.conv import bias_act, depthwise_conv2d, im2col
 from mobilevit_np.kernels.elementwise import NONE, RELU, SILU, activate
-from mobilevit_np.kernels.transformer import scaled_softmax
+from mobilevit_np.kernels.transformer import scaled_softmax, split_heads
 from numba import prange
 
 from mobilevit_np.activations import get_activation as reference_activation
@@ -89,21 +89,32 @@ def linear(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None = None) ->
     return bias_act(out, bias, NONE, channel_axis=-1).reshape(*x.shape[:-1], weight.shape[0])
 
 
-def multi_head_attention(x, query, key, value, num_heads: int) -> tuple[np.ndarray, np.ndarray]:
+def fuse_qkv(query: dict, key: dict, value: dict) -> dict[str, np.ndarray]:
+    """The three projections as one: weight (3D, D) = [Wq; Wk; Wv], bias (3D,)."""
+    weight = np.concatenate([query["weight"], key["weight"], value["weight"]])
+    width = query["weight"].shape[0]
+    biases = [p.get("bias") for p in (query, key, value)]
+    bias = np.concatenate([np.zeros(width, weight.dtype) if b is None else b for b in biases])
+    return {"weight": weight, "bias": bias}
+
+
+def multi_head_attention(
+    x, query, key, value, num_heads: int, qkv: dict | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Scaled dot-product attention, as layers.multi_head_attention: (N, L, D) -> context, probs.
 
-    The heads are strided views into the projections (no copies); the scores are written
-    once by BLAS and turned into probabilities in place by the softmax kernel.
+    `qkv` is fuse_qkv(query, key, value), made once at load time (backends.prepare_params);
+    without it the weights are fused here. One matmul projects all tokens of all sequences
+    to Q, K and V at once; a kernel adds the bias and regroups them per head into contiguous
+    (L, d) blocks; the scores are written once by BLAS and turned into probabilities in
+    place by the softmax kernel.
     """
     n, length, width = x.shape
     head_dim = width // num_heads
-
-    def split_heads(t: np.ndarray) -> np.ndarray:  # (N, L, D) -> (N, heads, L, d), a view
-        return t.reshape(n, length, num_heads, head_dim).transpose(0, 2, 1, 3)
-
-    q = split_heads(linear(x, **query))
-    k = split_heads(linear(x, **key))
-    v = split_heads(linear(x, **value))
+    if qkv is None:
+        qkv = fuse_qkv(query, key, value)
+    projected = np.matmul(x.reshape(n * length, width), qkv["weight"].T)  # (N*L, 3D)
+    q, k, v = split_heads(projected, qkv["bias"], n, num_heads)  # each (N, heads, L, d), contiguous
     probs = scaled_softmax(np.matmul(q, k.transpose(0, 1, 3, 2)), 1 / math.sqrt(head_dim))  # (N, heads, L, L)
     context = np.matmul(probs, v)  # (N, heads, L, d)
     return context.transpose(0, 2, 1, 3).reshape(n, length, width), probs

@@ -105,6 +105,33 @@ def fold_batch_norms(params):
     return {k: fold_batch_norms(v) for k, v in params.items()}
 
 
+def fuse_attention_projections(params):
+    """A copy of a parameter tree where each attention's {query, key, value} also has "qkv".
+
+    qkv = {"weight": [Wq; Wk; Wv] (3D, D), "bias": (3D,)}: the numba attention projects with
+    one matmul instead of three. query/key/value become views into it (no second copy).
+    """
+    if isinstance(params, list):
+        return [fuse_attention_projections(p) for p in params]
+    if not isinstance(params, dict):
+        return params
+    if {"query", "key", "value"} <= params.keys():
+        from mobilevit_np.kernels.ops import fuse_qkv
+
+        qkv = fuse_qkv(params["query"], params["key"], params["value"])
+        width = params["query"]["weight"].shape[0]
+        views = {
+            name: {
+                "weight": qkv["weight"][i * width : (i + 1) * width],
+                "bias": qkv["bias"][i * width : (i + 1) * width],
+            }
+            for i, name in enumerate(("query", "key", "value"))
+        }
+        return {**params, **views, "qkv": qkv}
+    return {k: fuse_attention_projections(v) for k, v in params.items()}
+
+
 def prepare_params(params: dict, backend: str) -> dict:
-    """The parameter tree a resolved backend runs on: as loaded for numpy, folded for numba."""
-    return fold_batch_norms(params) if backend == "numba" else params
+    """The parameter tree a resolved backend runs on: as loaded for numpy; for numba, batch
+    norms folded into the convolutions and each attention's q/k/v projections fused."""
+    return fuse_attention_projections(fold_batch_norms(params)) if backend == "numba" else params

@@ -94,6 +94,13 @@ def test_auto_picks_numba(make_checkpoint):
     model = MobileViTForImageClassification.from_pretrained(make_checkpoint("classification"), backend="auto")
     assert model.backend == "numba"
     assert "normalization" not in model.params["mobilevit"]["conv_stem"]
+    attention = model.params["mobilevit"]["encoder"]["layer"][2]["transformer"]["layer"][0]["attention"]["attention"]
+    qkv = attention["qkv"]["weight"]  # (3D, D); query/key/value are views into it, not copies
+    width = qkv.shape[1]
+    assert qkv.shape == (3 * width, width)
+    for i, name in enumerate(("query", "key", "value")):
+        assert np.shares_memory(attention[name]["weight"], qkv)
+        np.testing.assert_array_equal(attention[name]["weight"], qkv[i * width : (i + 1) * width])
 
 
 @numba_only

@@ -12,7 +12,7 @@ numba = pytest.importorskip("numba")
 from mobilevit_np.kernels import ops  # noqa: E402
 from mobilevit_np.kernels.conv import bias_act, depthwise_conv2d, im2col  # noqa: E402
 from mobilevit_np.kernels.elementwise import NONE, RELU, SILU, fast_exp  # noqa: E402
-from mobilevit_np.kernels.transformer import layer_norm, scaled_softmax  # noqa: E402
+from mobilevit_np.kernels.transformer import layer_norm, scaled_softmax, split_heads  # noqa: E402
 
 from mobilevit_np import activations, layers  # noqa: E402
 from mobilevit_np.backends import fold_batch_norm  # noqa: E402
@@ -112,14 +112,26 @@ def test_layer_norm_matches_numpy(dtype):
     )
 
 
-def test_scaled_softmax_matches_numpy():
-    x = 10 * rand(np.random.RandomState(2), 2, 3, 5, 17)
+@pytest.mark.parametrize("width", [5, 17, 48])  # below, across and at multiples of the 16 max-lanes
+def test_scaled_softmax_matches_numpy(width):
+    x = 10 * rand(np.random.RandomState(2), 2, 3, 5, width)
+    x[0, 0, 0, -1] = 40  # the row max in the tail, after the lanes
     expected = layers.softmax(x * np.float32(0.3), axis=-1)
     out = scaled_softmax(x.copy(), 0.3)
     np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-7)
     np.testing.assert_allclose(out.sum(-1), 1, rtol=1e-6)
     with pytest.raises(ValueError, match="C-contiguous"):
         scaled_softmax(noncontiguous(x), 0.3)
+
+
+def test_split_heads_matches_twin():
+    n, length, heads, depth = 3, 7, 2, 5
+    rng = np.random.RandomState(6)
+    projected, bias = rand(rng, n * length, 3 * heads * depth), rand(rng, 3 * heads * depth)
+    expected = (projected + bias).reshape(n, length, 3, heads, depth).transpose(2, 0, 3, 1, 4)
+    out = split_heads(noncontiguous(projected), bias, n, heads)
+    assert out.flags.c_contiguous
+    np.testing.assert_array_equal(out, expected)
 
 
 def test_fast_silu_matches_numpy():
@@ -185,8 +197,10 @@ def test_attention_matches_numpy(dtype):
         name: {"weight": rand(rng, width, width, dtype=dtype) / 3, "bias": rand(rng, width, dtype=dtype)}
         for name in ("query", "key", "value")
     }
-    context, probs = ops.multi_head_attention(noncontiguous(x), **proj, num_heads=heads)
+    del proj["key"]["bias"]  # a projection without bias: fused with a zero bias
     ref_context, ref_probs = layers.multi_head_attention(x, **proj, num_heads=heads)
-    assert probs.shape == (n, heads, length, length)
-    np.testing.assert_allclose(probs, ref_probs, rtol=1e-5 if dtype == np.float32 else 1e-10, atol=1e-7)
-    np.testing.assert_allclose(context, ref_context, **TOL[dtype])
+    for qkv in (None, ops.fuse_qkv(**proj)):  # fused here, or once at load time
+        context, probs = ops.multi_head_attention(noncontiguous(x), **proj, num_heads=heads, qkv=qkv)
+        assert probs.shape == (n, heads, length, length)
+        np.testing.assert_allclose(probs, ref_probs, rtol=1e-5 if dtype == np.float32 else 1e-10, atol=1e-7)
+        np.testing.assert_allclose(context, ref_context, **TOL[dtype])
