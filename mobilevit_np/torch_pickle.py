@@ -383,7 +383,9 @@ def _tensor_array(name: str, tensor: _Tensor, read_storage, source: str) -> np.n
     except ValueError as e:  # NumPy's own limits (more than 64 dimensions, a shape too big to describe)
         raise WeightsError(f"{where}: size {size} cannot be built ({e})") from None
     if storage.dtype is BFLOAT16:
-        return (array.astype(np.uint32) << 16).view(np.float32)
+        widened = array.astype(np.uint32)
+        widened <<= 16  # in place: `<<` would turn a 0-d array (a scalar tensor) into a NumPy scalar
+        return widened.view(np.float32)
     return array.astype(dtype)
 
 

@@ -134,6 +134,7 @@ sizes = st.lists(st.integers(0, 2**40) | st.integers(0, 6), max_size=4)
     st.dictionaries(st.sampled_from(["0", "1", "2"]), st.binary(max_size=256)),
 )
 @example([("w", "BFloat16Storage", "0", 0, [0, 265, 6690819, 1300482703], [0, 0, 0, 0])], {})  # found by this test
+@example([("w", "BFloat16Storage", "0", 2, [], [])], {"0": bytes(4)})  # a bf16 scalar came out as a NumPy scalar
 def test_hostile_tensor_geometry(entries, records):
     """Well-formed pickles whose sizes, strides and element counts are anything at all."""
     files = {"archive/data.pkl": tensor_program(entries)}
