@@ -10,9 +10,9 @@ with random_state_dict + save_checkpoint into a temporary folder that transforme
 loads. Each backend runs in its own worker process (spawned, so no two runtimes' thread
 pools share a process), loads the checkpoint once and warms up; the parent then asks the
 workers in turn for blocks of --block calls (A A A A A, B B B B B, ..., repeated) so that
-noise from the rest of the machine hits all backends alike: read the ratios. Idle
-workers sleep (OMP_WAIT_POLICY=PASSIVE; ONNX Runtime's pool without spinning unless
---ort-spinning). Results can be saved with --json for benchmarks/plot.py.
+noise from the rest of the machine hits all backends alike: read the ratios. Each runtime
+keeps its own default wait policy (see thread_env; ONNX Runtime spins, add the backend
+"onnxruntime-nospin" to compare). Results can be saved with --json for benchmarks/plot.py.
 See docs/performance.md.
 """
 
@@ -79,7 +79,8 @@ CASES = [
     Case("mobilevit-xx-small", "xx-small", "classification", 1, 256),
     Case("deeplabv3-mobilevit-small", "small", "segmentation", 1, 512),
 ]
-# "onnxruntime-spinning" (not in the default list) is ONNX Runtime with its pool's spin-waiting on.
+# "onnxruntime-nospin" (not in the default list) is ONNX Runtime with session.intra_op.allow_spinning=0:
+# measured 28.2 vs 23.7 ms (spinning, the default) on mobilevit-small, so the table keeps ORT's default.
 BACKENDS = ("numpy", "numba", "torch", "onnxruntime")
 OURS = ("numpy", "numba")
 
@@ -108,6 +109,7 @@ def torch_model(folder: str, head: str, threads: int):
 
     torch.set_num_threads(threads)
     transformers.logging.set_verbosity_error()  # not the missing num_batches_tracked buffers, once per worker
+    transformers.logging.disable_progress_bar()
     if head == "segmentation":
         return transformers.MobileViTForSemanticSegmentation.from_pretrained(folder).eval()
     return transformers.MobileViTForImageClassification.from_pretrained(folder).eval()
@@ -138,8 +140,8 @@ def runner(backend: str, case: Case, folder: str, onnx_path: str, threads: int):
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
-    spinning = "1" if backend == "onnxruntime-spinning" else "0"
-    options.add_session_config_entry("session.intra_op.allow_spinning", spinning)
+    if backend == "onnxruntime-nospin":  # idle pool threads block at once instead of spin-waiting
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     session = onnxruntime.InferenceSession(onnx_path, options, providers=["CPUExecutionProvider"])
     return lambda x: session.run(None, {"pixel_values": x})[0]
 
@@ -211,11 +213,18 @@ def environment(values: dict[str, str]):
                 os.environ[k] = v
 
 
-def thread_env(threads: int) -> dict[str, str]:
-    """Every runtime's thread count, and sleeping (not spinning) idle OpenMP workers."""
+def thread_env(threads: int, backend: str = "numba") -> dict[str, str]:
+    """Every runtime's thread count; for our backends also sleeping (not spinning) idle OpenMP workers.
+
+    mobilevit_np.kernels sets OMP_WAIT_POLICY=PASSIVE itself (numba's spinning workers starve
+    OpenBLAS's); torch keeps its default policy: PASSIVE measured 60-70% slower for torch here
+    (49-65 ms -> 80 ms for mobilevit-small). GNU OpenMP's default spins only briefly before
+    sleeping, so an idle torch worker does not steal time from the others for long.
+    """
     n = str(threads)
     names = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
-    return {"OMP_WAIT_POLICY": "PASSIVE", **dict.fromkeys(names, n)}
+    policy = {} if backend == "torch" else {"OMP_WAIT_POLICY": "PASSIVE"}
+    return {**policy, **dict.fromkeys(names, n)}
 
 
 class Worker:
@@ -226,7 +235,7 @@ class Worker:
         self.backend = backend
         self.conn, child = context.Pipe()
         args = (child, backend, case, folder, onnx_path, threads, warmup)
-        with environment(thread_env(threads)):
+        with environment(thread_env(threads, backend)):
             self.process = context.Process(target=serve, args=args, daemon=True)
             self.process.start()
         child.close()
@@ -422,9 +431,8 @@ def startup(root: str, threads: int) -> dict:
     folder = write_checkpoint(CASES[0], root)
     image = IMAGE if os.path.exists(IMAGE) else _write_test_image(root)
     cache = tempfile.mkdtemp(prefix="numba-cache-", dir=root)
-    env = {**os.environ, **thread_env(threads), "NUMBA_CACHE_DIR": cache}
-
     def run(who: str) -> tuple[float, float]:
+        env = {**os.environ, **thread_env(threads, who), "NUMBA_CACHE_DIR": cache}
         out = subprocess.run(
             [sys.executable, "-c", _CLASSIFY, folder, who, image], env=env, capture_output=True, text=True, check=True
         )
