@@ -53,75 +53,47 @@ def bias_act(x: np.ndarray, bias: np.ndarray | None, act: int, channel_axis: int
 
 
 @kernel(parallel=True)
-def _depthwise(x, weight, bias, stride, padding, dilation, act, x_lo, x_hi, out):
+def _depthwise(x, weight, bias, stride, padding, dilation, act, out):
     batch, channels, height, width = x.shape
     k = weight.shape[-1]
     out_h, out_w = out.shape[2], out.shape[3]
+    # The zero-padded plane split into stride*stride phases: phase (a, b) holds the padded pixels
+    # (r*stride + a, c*stride + b) at (r, c). Output (y, x) of tap (i, j) reads padded pixel
+    # (y*stride + i*d, x*stride + j*d), which is phase ((i*d) % stride, (j*d) % stride) at
+    # (y + (i*d) // stride, x + (j*d) // stride): the same shift for every output pixel. So with
+    # rows of the phase width, each tap is one long vectorized loop over the flattened output.
+    phase_h = (height + 2 * padding + stride - 1) // stride
+    phase_w = (width + 2 * padding + stride - 1) // stride
+    count = (out_h - 1) * phase_w + out_w  # acc[y * phase_w + x]; columns x >= out_w are unused
     for bc in prange(batch * channels):
         b, c = bc // channels, bc % channels
-        acc = np.empty(out_w, x.dtype)  # one output row, accumulated over the k*k taps
-        for y in range(out_h):
-            acc[:] = bias[c]
-            for i in range(k):
-                iy = y * stride - padding + i * dilation
-                if iy < 0 or iy >= height:
-                    continue  # this tap row lies in the zero padding
-                src_row = x[b, c, iy]
-                for j in range(k):
-                    lo, hi = x_lo[j], x_hi[j]
-                    if hi <= lo:
-                        continue
-                    offset = j * dilation - padding  # input column = x * stride + offset
-                    # Loops over slices indexed from 0 let LLVM vectorize (no negative-index checks).
-                    dst = acc[lo:hi]
-                    src = src_row[lo * stride + offset : (hi - 1) * stride + offset + 1 : stride]
-                    w = weight[c, 0, i, j]
-                    for q in range(dst.size):
-                        dst[q] += w * src[q]
-            row = out[b, c, y]
-            for q in range(out_w):
-                row[q] = activate(acc[q], act)
-
-
-@kernel(parallel=True)
-def _depthwise_stride1(x, weight, bias, padding, dilation, act, out):
-    batch, channels, height, width = x.shape
-    k = weight.shape[-1]
-    out_h, out_w = out.shape[2], out.shape[3]
-    padded_w = width + 2 * padding
-    for bc in prange(batch * channels):
-        b, c = bc // channels, bc % channels
-        # The zero-padded plane, flattened. Output (y, x) reads padded[(y + i*d) * padded_w + x + j*d]:
-        # for one tap that is the flat range [i*d*padded_w + j*d, ... + count) of `padded`, the same
-        # for every row, so each tap is one long vectorized loop instead of one short loop per row.
-        padded = np.zeros((height + 2 * padding) * padded_w, x.dtype)
-        for y in range(height):
-            start = (y + padding) * padded_w + padding
-            padded[start : start + width] = x[b, c, y]
-        count = (out_h - 1) * padded_w + out_w  # acc[y * padded_w + x]; columns x >= out_w are unused
+        phases = np.zeros((stride, stride, phase_h * phase_w), x.dtype)
+        for r in range(height):
+            row_phase, phase_row = (r + padding) % stride, (r + padding) // stride
+            if stride == 1:  # a contiguous copy (the strided one below is not vectorized)
+                start = phase_row * phase_w + padding
+                phases[0, 0, start : start + width] = x[b, c, r]
+                continue
+            for col_phase in range(stride):
+                first = (col_phase - padding) % stride  # first input column in this phase
+                n = (width - first + stride - 1) // stride
+                start = phase_row * phase_w + (first + padding) // stride
+                phases[row_phase, col_phase, start : start + n] = x[b, c, r, first::stride]
         acc = np.empty(count, x.dtype)
         acc[:] = bias[c]
         for i in range(k):
             for j in range(k):
-                shift = i * dilation * padded_w + j * dilation
-                src = padded[shift : shift + count]
+                row_phase, row_shift = (i * dilation) % stride, (i * dilation) // stride
+                col_phase, col_shift = (j * dilation) % stride, (j * dilation) // stride
+                shift = row_shift * phase_w + col_shift
+                src = phases[row_phase, col_phase, shift : shift + count]
                 w = weight[c, 0, i, j]
                 for q in range(count):
                     acc[q] += w * src[q]
         for y in range(out_h):
-            row, src = out[b, c, y], acc[y * padded_w : y * padded_w + out_w]
+            row, src = out[b, c, y], acc[y * phase_w : y * phase_w + out_w]
             for q in range(out_w):
                 row[q] = activate(src[q], act)
-
-
-def _valid_columns(
-    width: int, out_w: int, kernel_size: int, stride: int, padding: int, dilation: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """For each tap column j, the output columns [lo, hi) whose input column lies inside the map."""
-    offsets = np.arange(kernel_size) * dilation - padding  # input column = x * stride + offset
-    lo = np.clip(-(offsets // stride), 0, out_w)  # ceil(-offset / stride): first x with column >= 0
-    hi = np.clip((width - 1 - offsets) // stride + 1, lo, out_w)  # past the last x with column < width
-    return lo, hi
 
 
 def depthwise_conv2d(
@@ -145,12 +117,7 @@ def depthwise_conv2d(
     out = np.empty((batch, channels, out_h, out_w), x.dtype)
     if bias is None:
         bias = np.zeros(channels, x.dtype)
-    x, weight = np.ascontiguousarray(x), np.ascontiguousarray(weight)
-    if stride == 1:
-        _depthwise_stride1(x, weight, bias, padding, dilation, act, out)
-    else:
-        lo, hi = _valid_columns(width, out_w, kernel_size, stride, padding, dilation)
-        _depthwise(x, weight, bias, stride, padding, dilation, act, lo, hi, out)
+    _depthwise(np.ascontiguousarray(x), np.ascontiguousarray(weight), bias, stride, padding, dilation, act, out)
     return out
 
 
