@@ -12,14 +12,8 @@ import os
 import subprocess
 import sys
 import textwrap
-from concurrent.futures import ThreadPoolExecutor
 
-import numpy as np
 import pytest
-from conftest import tiny_config
-
-from mobilevit_np import MobileViTForSemanticSegmentation
-from mobilevit_np.random_weights import random_pixel_values, random_state_dict
 
 pytest.importorskip("numba")
 
@@ -56,21 +50,6 @@ FOUR_THREADS = """
     import numba
     print("layer", numba.threading_layer())
 """
-
-
-def test_four_threads_match_serial_runs_numba():
-    config = tiny_config(output_stride=16)
-    model = MobileViTForSemanticSegmentation.from_config(
-        config, random_state_dict(config, "segmentation"), backend="numba"
-    )
-    inputs = [random_pixel_values((1, 3, 40 + 8 * i, 64), seed=i) for i in range(8)]
-    serial = [model(x, output_hidden_states=True) for x in inputs]
-    with ThreadPoolExecutor(max_workers=4) as pool:
-        threaded = list(pool.map(lambda x: model(x, output_hidden_states=True), inputs))
-    for one, other in zip(serial, threaded, strict=True):
-        np.testing.assert_array_equal(one.logits, other.logits)
-        for a, b in zip(one.hidden_states, other.hidden_states, strict=True):
-            np.testing.assert_array_equal(a, b)
 
 
 def test_four_threads_under_the_workqueue_layer():
