@@ -165,11 +165,7 @@ class MobileViTConfig:
         file = os.path.join(path, "config.json") if os.path.isdir(path) else path
         if not os.path.isfile(file):
             raise ConfigError(f"config.json not found: {file}")
-        try:
-            with open(file, encoding="utf-8") as f:
-                data = json.load(f)
-        except (UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise ConfigError(f"{file} is not valid JSON: {e}") from None
+        data = read_json_file(file, ConfigError)
         try:
             return cls.from_dict(data)
         except ConfigError as e:
@@ -191,6 +187,15 @@ class MobileViTConfig:
 
 # The InitVar above only feeds __init__; on an instance num_labels is always id2label's size.
 MobileViTConfig.num_labels = property(lambda self: len(self.id2label), doc="len(id2label)")
+
+
+def read_json_file(file: str, error: type[Exception]) -> Any:
+    """The parsed contents of a JSON file; malformed JSON raises `error` naming the file."""
+    try:
+        with open(file, encoding="utf-8") as f:
+            return json.load(f)
+    except (ValueError, RecursionError) as e:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise error(f"{file} is not valid JSON: {e}") from None
 
 
 # ---------------------------------------------------------------- field checks

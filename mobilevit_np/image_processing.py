@@ -47,6 +47,8 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageOps
 
+from mobilevit_np.config import read_json_file
+
 PREPROCESSOR_CONFIG = "preprocessor_config.json"
 RESAMPLE_NAMES = {int(r): r.name for r in Image.Resampling}  # 0 NEAREST, 2 BILINEAR, 3 BICUBIC, ...
 CHANNEL_COUNTS = (1, 3, 4)  # what an array's channel axis may hold (grey, RGB, RGBA)
@@ -414,11 +416,7 @@ class MobileViTImageProcessor:
             file = os.path.join(resolve_checkpoint(path), PREPROCESSOR_CONFIG)
         if not os.path.isfile(file):
             raise FileNotFoundError(f"{PREPROCESSOR_CONFIG} not found: {file}")
-        try:
-            with open(file, encoding="utf-8") as f:
-                data = json.load(f)
-        except (UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise ValueError(f"{file} is not valid JSON: {e}") from None
+        data = read_json_file(file, ValueError)
         try:
             return cls.from_dict(data)
         except ValueError as e:
