@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 from mobilevit_np.kernels.config import kernel
 from mobilevit_np.kernels.elementwise import activate
+from mobilevit_np.kernels.launch import launch
 from numba import prange
 
 from mobilevit_np.layers import conv_output_size
@@ -46,9 +47,9 @@ def bias_act(x: np.ndarray, bias: np.ndarray | None, act: int, channel_axis: int
     if bias is None:
         bias = np.zeros(x.shape[channel_axis], x.dtype)
     if channel_axis == 1:
-        _bias_act_channels(x.reshape(x.shape[0], x.shape[1], -1), bias, act)
+        launch(_bias_act_channels, x.size, x.reshape(x.shape[0], x.shape[1], -1), bias, act)
     else:
-        _bias_act_rows(x.reshape(-1, x.shape[-1]), bias, act)
+        launch(_bias_act_rows, x.size, x.reshape(-1, x.shape[-1]), bias, act)
     return x
 
 
@@ -117,7 +118,8 @@ def depthwise_conv2d(
     out = np.empty((batch, channels, out_h, out_w), x.dtype)
     if bias is None:
         bias = np.zeros(channels, x.dtype)
-    _depthwise(np.ascontiguousarray(x), np.ascontiguousarray(weight), bias, stride, padding, dilation, act, out)
+    x, weight = np.ascontiguousarray(x), np.ascontiguousarray(weight)
+    launch(_depthwise, out.size, x, weight, bias, stride, padding, dilation, act, out)
     return out
 
 
@@ -151,5 +153,5 @@ def im2col(x: np.ndarray, kernel: int, stride: int, padding: int, dilation: int)
     out_h = conv_output_size(height, kernel, stride, padding, dilation)
     out_w = conv_output_size(width, kernel, stride, padding, dilation)
     cols = np.empty((batch, channels, kernel * kernel, out_h, out_w), x.dtype)
-    _im2col(np.ascontiguousarray(x), kernel, stride, padding, dilation, cols)
+    launch(_im2col, cols.size, np.ascontiguousarray(x), kernel, stride, padding, dilation, cols)
     return cols

@@ -15,6 +15,7 @@ import numpy as np
 from mobilevit_np.kernels.config import kernel
 from mobilevit_np.kernels.conv import bias_act, depthwise_conv2d, im2col
 from mobilevit_np.kernels.elementwise import NONE, RELU, SILU, activate
+from mobilevit_np.kernels.launch import launch
 from mobilevit_np.kernels.transformer import scaled_softmax, split_heads
 from numba import prange
 
@@ -37,7 +38,7 @@ def _activate_flat(x, act, out):
 def fast_silu(x: np.ndarray) -> np.ndarray:
     """SiLU as one parallel pass. Twin: activations.silu."""
     out = np.empty(x.shape, x.dtype)
-    _activate_flat(np.ascontiguousarray(x).reshape(-1), SILU, out.reshape(-1))
+    launch(_activate_flat, out.size, np.ascontiguousarray(x).reshape(-1), SILU, out.reshape(-1))
     return out
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 from mobilevit_np.kernels.config import kernel
 from mobilevit_np.kernels.elementwise import fast_exp
+from mobilevit_np.kernels.launch import launch
 from numba import prange
 
 
@@ -31,7 +32,7 @@ def layer_norm(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, eps: float =
     """Normalize each token over its features: x (..., D) -> (..., D). Twin: layers.layer_norm."""
     rows = np.ascontiguousarray(x).reshape(-1, x.shape[-1])
     out = np.empty_like(rows)
-    _layer_norm(rows, weight, bias, x.dtype.type(eps), x.dtype.type(1 / x.shape[-1]), out)
+    launch(_layer_norm, out.size, rows, weight, bias, x.dtype.type(eps), x.dtype.type(1 / x.shape[-1]), out)
     return out.reshape(x.shape)
 
 
@@ -71,7 +72,7 @@ def scaled_softmax(x: np.ndarray, scale: float) -> np.ndarray:
     """
     if not x.flags.c_contiguous:
         raise ValueError("scaled_softmax works in place and needs a C-contiguous array")
-    _scaled_softmax(x.reshape(-1, x.shape[-1]), x.dtype.type(scale))
+    launch(_scaled_softmax, x.size, x.reshape(-1, x.shape[-1]), x.dtype.type(scale))
     return x
 
 
@@ -100,5 +101,5 @@ def split_heads(projected: np.ndarray, bias: np.ndarray, sequences: int, num_hea
     rows, width3 = projected.shape
     length, depth = rows // sequences, width3 // 3 // num_heads
     out = np.empty((3, sequences, num_heads, length, depth), projected.dtype)
-    _split_heads(np.ascontiguousarray(projected), bias, length, out)
+    launch(_split_heads, out.size, np.ascontiguousarray(projected), bias, length, out)
     return out

@@ -204,3 +204,16 @@ def test_attention_matches_numpy(dtype):
         assert probs.shape == (n, heads, length, length)
         np.testing.assert_allclose(probs, ref_probs, rtol=1e-5 if dtype == np.float32 else 1e-10, atol=1e-7)
         np.testing.assert_allclose(context, ref_context, **TOL[dtype])
+
+
+def test_launch_runs_small_work_on_one_thread_and_restores_the_count(monkeypatch):
+    from mobilevit_np.kernels import launch as launch_module
+
+    seen = []
+    kernel = lambda out: seen.append(numba.get_num_threads())  # noqa: E731 (a probe, not a kernel)
+    before = numba.get_num_threads()
+    launch_module.launch(kernel, 10, None)
+    monkeypatch.setattr(launch_module, "PARALLEL_MIN_ELEMENTS", 5)
+    launch_module.launch(kernel, 10, None)
+    assert seen == [1, before]
+    assert numba.get_num_threads() == before
