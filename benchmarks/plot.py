@@ -43,8 +43,8 @@ def plot(report: dict, out: str) -> None:
     ax.set_xticks(range(len(results)), [r["case"].replace(", ", "\n") for r in results], fontsize=8)
     info = report["machine"]
     ax.set_title(
-        f"mobilevit_np vs PyTorch eager vs ONNX Runtime, float32, {info['torch_threads']} thread(s) per backend"
-        f" - {info['cpu']}, {info['date']}",
+        f"mobilevit_np vs PyTorch eager vs ONNX Runtime, float32, {info['threads']} thread(s) per backend,"
+        f" each in its own process\n{info['cpu']}, {info['date']}, load {info['load_avg'].split()[0]}",
         fontsize=9,
     )
     ax.legend()
