@@ -17,7 +17,7 @@ from PIL import Image
 from mobilevit_np import MobileViTForImageClassification, MobileViTForSemanticSegmentation
 
 ROOT = os.environ.get("MOBILEVIT_CHECKPOINTS")
-CATS = Path(__file__).parent.parent / "examples" / "images" / "000000039769.png"
+CATS = Path(__file__).parent.parent / "examples" / "images" / "cats.png"
 pytestmark = pytest.mark.skipif(not ROOT, reason="set MOBILEVIT_CHECKPOINTS to a folder of apple/* checkpoints")
 
 
