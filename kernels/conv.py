@@ -1,4 +1,4 @@
-"""Convolution kernels: depthwise kxk direct, im2col for dense kxk, fused bias + activation.
+"""Convolution kernels: depthwise kxk direct, dense kxk by shifted taps or im2col, fused bias + activation.
 
 Each kernel has a NumPy twin in mobilevit_np.layers with the same arguments (the tests
 compare them). Dense and 1x1 convolutions stay matrix products run by NumPy's BLAS
@@ -155,3 +155,68 @@ def im2col(x: np.ndarray, kernel: int, stride: int, padding: int, dilation: int)
     cols = np.empty((batch, channels, kernel * kernel, out_h, out_w), x.dtype)
     launch(_im2col, cols.size, np.ascontiguousarray(x), kernel, stride, padding, dilation, cols)
     return cols
+
+
+@kernel(parallel=True)
+def _sum_taps(taps, bias, kernel_size, dilation, padded_w, act, out):
+    """out[b, o, y, x] = act(bias[o] + sum over taps (i, j) of taps[b, i*k + j, o, (y + i*d) * padded_w + x + j*d])."""
+    batch, channels, out_h, out_w = out.shape
+    k = kernel_size
+    count = (out_h - 1) * padded_w + out_w  # acc[y * padded_w + x]; columns x >= out_w are unused
+    for bo in prange(batch * channels):
+        b, o = bo // channels, bo % channels
+        acc = np.empty(count, out.dtype)
+        acc[:] = bias[o]
+        for i in range(k):
+            for j in range(k):
+                shift = i * dilation * padded_w + j * dilation
+                src = taps[b, i * k + j, o, shift : shift + count]
+                for q in range(count):  # one long vectorized loop per tap
+                    acc[q] += src[q]
+        for y in range(out_h):
+            row, src = out[b, o, y], acc[y * padded_w : y * padded_w + out_w]
+            for q in range(out_w):
+                row[q] = activate(src[q], act)
+
+
+def tap_major(weight: np.ndarray) -> np.ndarray:
+    """Conv weights (O, C, k, k) -> (k*k*O, C), rows ordered by tap then output channel, contiguous."""
+    out_channels, channels, k, _ = weight.shape
+    return np.ascontiguousarray(weight.transpose(2, 3, 0, 1)).reshape(k * k * out_channels, channels)
+
+
+def dense_conv2d(
+    x: np.ndarray,
+    weight: np.ndarray,
+    bias: np.ndarray | None,
+    padding: int,
+    dilation: int,
+    act: int,
+    taps: np.ndarray | None = None,
+) -> np.ndarray:
+    """A stride-1 dense kxk convolution + bias + activation as one matmul over the padded input, no im2col.
+
+    x (B, C, H, W), weight (O, C, k, k) -> (B, O, H, W) (the padding keeps the size).
+    With the zero-padded planes flattened (rows of Wp = W + 2p), tap (i, j) of output pixel
+    (y, x) reads flat position (y + i*d) * Wp + x + j*d: the same shift for every pixel. So
+    one matmul, weights (k*k*O, C) @ padded input (C, Hp*Wp), gives every tap's
+    contribution at every padded position, and a kernel sums the k*k shifted planes, adds
+    the bias and applies the activation. The matmul is k*k*O rows by C deep (im2col's is O
+    by k*k*C) and does (Hp*Wp)/(H*W) times the work, so this suits padding small against W.
+    `taps` is tap_major(weight), if made once at load time (backends.prepare_params).
+    Twin: activation(layers.conv2d(x, weight, bias, 1, padding, dilation)).
+    """
+    batch, channels, height, width = x.shape
+    out_channels, _, k, _ = weight.shape
+    padded_h, padded_w = height + 2 * padding, width + 2 * padding
+    padded = np.zeros((batch, channels, padded_h, padded_w), x.dtype)
+    padded[:, :, padding : padding + height, padding : padding + width] = x
+    if taps is None:
+        taps = tap_major(weight)  # (k*k*O, C)
+    products = np.matmul(taps, padded.reshape(batch, channels, padded_h * padded_w))  # (B, k*k*O, Hp*Wp)
+    if bias is None:
+        bias = np.zeros(out_channels, x.dtype)
+    out = np.empty((batch, out_channels, height, width), x.dtype)
+    products = products.reshape(batch, k * k, out_channels, padded_h * padded_w)
+    launch(_sum_taps, out.size * k * k, products, bias, k, dilation, padded_w, act, out)
+    return out

@@ -13,7 +13,7 @@ import math
 
 import numpy as np
 from mobilevit_np.kernels.config import kernel
-from mobilevit_np.kernels.conv import bias_act, depthwise_conv2d, im2col
+from mobilevit_np.kernels.conv import bias_act, dense_conv2d, depthwise_conv2d, im2col
 from mobilevit_np.kernels.elementwise import NONE, RELU, SILU, activate
 from mobilevit_np.kernels.launch import launch
 from mobilevit_np.kernels.transformer import scaled_softmax, split_heads
@@ -24,6 +24,11 @@ from mobilevit_np.activations import relu, silu
 from mobilevit_np.backends import fold_batch_norm
 from mobilevit_np.layers import conv2d
 
+# Dense stride-1 convs use conv.dense_conv2d while the padding is at most 1/8 of the width
+# (its matmul does (H+2p)(W+2p)/(HW) times the work); beyond that (ASPP's atrous convs at
+# 32x32) im2col. mobilevit-small per layer (2 threads), im2col -> dense_conv2d:
+# 192->96 at 32x32 3.29 -> 1.75 ms, 256->128 at 16x16 1.57 -> 1.16, 320->160 at 8x8 0.78 -> 0.56.
+SHIFTED_MAX_PAD_RATIO = 8
 _CHUNK = 16384  # elements per parallel task in flat element-wise loops
 
 
@@ -57,11 +62,15 @@ def conv_layer(x, convolution, normalization=None, *, stride=1, dilation=1, acti
 
     x (B, C, H, W) -> (B, O, Ho, Wo). Batch norm is folded into the weights here unless the
     parameters were folded at load time (backends.fold_batch_norms: then normalization is None).
-    1x1: one matmul per image; depthwise: a direct kernel; dense kxk: im2col + matmul.
+    1x1: one matmul per image; depthwise: a direct kernel; dense kxk at stride 1: one matmul
+    per image over the padded input and a kernel summing the shifted taps (conv.dense_conv2d),
+    unless the padding is large against the width; else (the stride-2 stem, ASPP's atrous
+    convs) im2col + matmul.
     """
-    weight, bias = convolution["weight"], convolution.get("bias")
+    weight, bias, taps = convolution["weight"], convolution.get("bias"), convolution.get("taps")
     if normalization is not None:
         weight, bias = fold_batch_norm(weight, bias, normalization)
+        taps = None  # made for the folded weights (backends.prepare_params)
     act = _FUSED.get(activation, NONE if activation is None else -1)
     fused = act if act >= 0 else NONE
     batch, channels, height, width = x.shape
@@ -73,6 +82,8 @@ def conv_layer(x, convolution, normalization=None, *, stride=1, dilation=1, acti
         out = bias_act(out.reshape(batch, out_channels, height, width), bias, fused, channel_axis=1)
     elif groups == channels == out_channels:
         out = depthwise_conv2d(x, weight, bias, stride, padding, dilation, fused)
+    elif groups == 1 and stride == 1 and padding * SHIFTED_MAX_PAD_RATIO <= width:
+        out = dense_conv2d(x, weight, bias, padding, dilation, fused, taps)
     elif groups == 1:
         cols = im2col(x, size, stride, padding, dilation)  # (B, C, k*k, Ho, Wo)
         out_h, out_w = cols.shape[3:]

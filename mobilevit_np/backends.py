@@ -131,7 +131,28 @@ def fuse_attention_projections(params):
     return {k: fuse_attention_projections(v) for k, v in params.items()}
 
 
+def add_conv_taps(params):
+    """A copy of a parameter tree where each dense kxk convolution (k > 1) also has "taps".
+
+    taps = the weight (O, C, k, k) as (k*k*O, C), tap-major (kernels.conv.tap_major): the
+    layout the numba dense convolution multiplies by, made once instead of per call.
+    """
+    if isinstance(params, list):
+        return [add_conv_taps(p) for p in params]
+    if not isinstance(params, dict):
+        return params
+    weight = params.get("weight")
+    if isinstance(weight, np.ndarray) and weight.ndim == 4 and weight.shape[1] > 1 and weight.shape[-1] > 1:
+        from mobilevit_np.kernels.conv import tap_major
+
+        return {**params, "taps": tap_major(weight)}
+    return {k: add_conv_taps(v) for k, v in params.items()}
+
+
 def prepare_params(params: dict, backend: str) -> dict:
     """The parameter tree a resolved backend runs on: as loaded for numpy; for numba, batch
-    norms folded into the convolutions and each attention's q/k/v projections fused."""
-    return fuse_attention_projections(fold_batch_norms(params)) if backend == "numba" else params
+    norms folded into the convolutions, each attention's q/k/v projections fused and each
+    dense kxk convolution's weights also kept tap-major."""
+    if backend != "numba":
+        return params
+    return add_conv_taps(fuse_attention_projections(fold_batch_norms(params)))

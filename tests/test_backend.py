@@ -14,7 +14,7 @@ from mobilevit_np import (
     MobileViTModel,
 )
 from mobilevit_np.architecture import BATCH_NORM_EPS
-from mobilevit_np.backends import fold_batch_norm, fold_batch_norms, resolve_backend
+from mobilevit_np.backends import fold_batch_norm, fold_batch_norms, prepare_params, resolve_backend
 from mobilevit_np.layers import batch_norm, conv2d
 from mobilevit_np.model import REFERENCE_OPS
 from mobilevit_np.random_weights import random_state_dict
@@ -82,6 +82,21 @@ def test_fold_batch_norms_removes_every_norm(make_checkpoint):
 
     walk(model.params, folded)
     assert "normalization" in model.params["mobilevit"]["conv_stem"]  # the original tree is untouched
+
+
+@pytest.mark.skipif(importlib.util.find_spec("numba") is None, reason="numba (the fast extra) not installed")
+def test_prepare_params_keeps_dense_conv_weights_tap_major(make_checkpoint):
+    from mobilevit_np.kernels.conv import tap_major
+
+    model = MobileViTForImageClassification.from_pretrained(make_checkpoint("classification"))
+    prepared = prepare_params(model.params, "numba")
+    fusion = prepared["mobilevit"]["encoder"]["layer"][2]["fusion"]["convolution"]  # dense 3x3
+    np.testing.assert_array_equal(fusion["taps"], tap_major(fusion["weight"]))
+    assert fusion["taps"].flags.c_contiguous
+    assert "taps" not in prepared["mobilevit"]["encoder"]["layer"][2]["conv_1x1"]["convolution"]  # 1x1: no taps
+    depthwise = prepared["mobilevit"]["encoder"]["layer"][0]["layer"][0]["conv_3x3"]["convolution"]
+    assert "taps" not in depthwise
+    assert prepare_params(model.params, "numpy") is model.params
 
 
 numba_only = pytest.mark.skipif(

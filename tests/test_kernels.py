@@ -10,7 +10,7 @@ import pytest
 numba = pytest.importorskip("numba")
 
 from mobilevit_np.kernels import ops  # noqa: E402
-from mobilevit_np.kernels.conv import bias_act, depthwise_conv2d, im2col  # noqa: E402
+from mobilevit_np.kernels.conv import bias_act, dense_conv2d, depthwise_conv2d, im2col, tap_major  # noqa: E402
 from mobilevit_np.kernels.elementwise import NONE, RELU, SILU, fast_exp  # noqa: E402
 from mobilevit_np.kernels.transformer import layer_norm, scaled_softmax, split_heads  # noqa: E402
 
@@ -93,6 +93,25 @@ def test_depthwise_matches_conv2d(case, act):
     np.testing.assert_allclose(out, expected, **TOL[np.float32])
 
 
+@pytest.mark.parametrize("case", [c for c in CONV_CASES if c[5] == 1])
+@pytest.mark.parametrize("act", [NONE, SILU, RELU])
+def test_dense_conv2d_matches_conv2d(case, act):
+    batch, channels, height, width, k, _, dilation = case
+    rng = np.random.RandomState(batch * 100 + height + k)
+    out_channels = 5
+    x = rand(rng, batch, channels, height, width)
+    weight, bias = rand(rng, out_channels, channels, k, k), rand(rng, out_channels)
+    padding = (k - 1) // 2 * dilation
+    expected = TWIN_ACT[act](layers.conv2d(x, weight, bias, 1, padding, dilation))
+    for taps in (None, tap_major(weight)):  # made per call, or once at load time
+        out = dense_conv2d(noncontiguous(x), weight, bias, padding, dilation, act, taps)
+        np.testing.assert_allclose(out, expected, **TOL[np.float32])
+    out = dense_conv2d(x, weight, None, padding, dilation, act)
+    np.testing.assert_allclose(
+        out, TWIN_ACT[act](layers.conv2d(x, weight, None, 1, padding, dilation)), **TOL[np.float32]
+    )
+
+
 @pytest.mark.parametrize("case", CONV_CASES)
 def test_im2col_matches_numpy(case):
     batch, channels, height, width, k, stride, dilation = case
@@ -156,7 +175,8 @@ def _conv_params(rng, out_channels, in_per_group, k, with_bias):
 LAYER_CASES = [
     (6, 5, 1, 1, 1, 1),  # pointwise
     (6, 6, 6, 3, 2, 1),  # depthwise, stride 2
-    (4, 7, 1, 3, 1, 6),  # dense, dilated (ASPP)
+    (4, 7, 1, 3, 1, 6),  # dense, dilated (ASPP): im2col
+    (5, 7, 1, 3, 1, 1),  # dense, stride 1: shifted taps (conv.dense_conv2d)
     (3, 4, 1, 3, 2, 1),  # dense, stride 2 (the stem)
     (4, 6, 2, 3, 1, 2),  # grouped: the generic fallback
 ]
