@@ -431,6 +431,7 @@ def startup(root: str, threads: int) -> dict:
     folder = write_checkpoint(CASES[0], root)
     image = IMAGE if os.path.exists(IMAGE) else _write_test_image(root)
     cache = tempfile.mkdtemp(prefix="numba-cache-", dir=root)
+
     def run(who: str) -> tuple[float, float]:
         env = {**os.environ, **thread_env(threads, who), "NUMBA_CACHE_DIR": cache}
         out = subprocess.run(
