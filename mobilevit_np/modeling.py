@@ -151,7 +151,8 @@ class _PreTrained:
 
     @property
     def _backbone_params(self) -> dict:
-        return self.params
+        """The backbone's weights: a head model keeps them under "mobilevit.", as transformers names them."""
+        return self.params if self.head == "base" else self.params["mobilevit"]
 
 
 def _float_dtype(dtype) -> np.dtype:
@@ -206,10 +207,6 @@ class MobileViTForImageClassification(_PreTrained):
 
     head = "classification"
 
-    @property
-    def _backbone_params(self) -> dict:
-        return self.params["mobilevit"]
-
     def __call__(
         self,
         pixel_values: np.ndarray,
@@ -251,10 +248,6 @@ class MobileViTForSemanticSegmentation(_PreTrained):
     """Backbone without the 1x1 expansion, then a DeepLabV3 head (ASPP + 1x1 classifier)."""
 
     head = "segmentation"
-
-    @property
-    def _backbone_params(self) -> dict:
-        return self.params["mobilevit"]
 
     def __call__(
         self,
