@@ -267,9 +267,10 @@ def main(argv: list[str] | None = None) -> int:
     def note(message, category, filename, lineno, file=None, line=None):
         print(f"{PROG}: note: {message}", file=sys.stderr)
 
-    warnings.showwarning = note  # library warnings (e.g. "converted pytorch_model.bin") as one line
     try:
-        args.run(args)
+        with warnings.catch_warnings():  # restores the caller's warnings.showwarning when the command ends
+            warnings.showwarning = note  # library warnings (e.g. "converted pytorch_model.bin") as one line
+            args.run(args)
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)
         return 130

@@ -201,6 +201,18 @@ def test_hub_error_says_how_to_use_a_local_folder(tmp_path):
     assert_one_line_error(result, "pass that folder instead")
 
 
+def test_main_restores_the_callers_showwarning(capsys):
+    import warnings
+
+    from mobilevit_np.cli import main
+
+    before = warnings.showwarning
+    assert main(["summary", "--model", "small"]) == 0
+    assert main(["summary", "--model", "huge"]) == 1
+    assert warnings.showwarning is before
+    capsys.readouterr()
+
+
 def test_bad_arguments_exit_2_and_debug_shows_the_traceback(classifier):
     assert run("classify", CATS).returncode == 2  # --model missing: argparse's usage error
     assert run("frobnicate").returncode == 2
