@@ -12,7 +12,6 @@ Errors print one line and exit with status 1 (2 for bad arguments); --debug show
 from __future__ import annotations
 
 import argparse
-import inspect
 import json
 import os
 import sys
@@ -89,12 +88,7 @@ def load_model(cls, model: str, backend: str = "numpy"):
     if head is not None and head != cls.head:
         command = "segment" if head == "segmentation" else "classify"
         raise CLIError(f"{model} is a {head} checkpoint; use `{PROG} {command}` for it")
-    kwargs = {}
-    if "backend" in inspect.signature(cls.from_pretrained).parameters:
-        kwargs["backend"] = backend
-    elif backend != "numpy":
-        raise CLIError(f"--backend {backend} is not available in this version of mobilevit_np; use --backend numpy")
-    return cls.from_pretrained(folder, **kwargs), folder
+    return cls.from_pretrained(folder, backend=backend), folder
 
 
 def load_processor(folder: str):
@@ -179,7 +173,7 @@ def cmd_segment(args: argparse.Namespace) -> None:
 
 def cmd_summary(args: argparse.Namespace) -> None:
     from mobilevit_np.config import MobileViTConfig
-    from mobilevit_np.hub import resolve_checkpoint
+    from mobilevit_np.hub import is_hub_id, resolve_checkpoint
     from mobilevit_np.presets import PRESETS, preset_config
     from mobilevit_np.summary import architecture_summary, format_summary
 
@@ -188,12 +182,11 @@ def cmd_summary(args: argparse.Namespace) -> None:
         config = preset_config(args.model, head)
         source = f"MobileViT-{args.model} ({head}, built-in config, no weights)"
     else:
-        if not os.path.isdir(args.model) and "/" not in args.model:
+        if not os.path.isdir(args.model) and not is_hub_id(args.model):
             raise CLIError(f"unknown model {args.model!r}: not a folder, a Hub id, or one of {', '.join(PRESETS)}")
         folder = resolve_checkpoint(args.model)
         config = MobileViTConfig.from_pretrained(folder)
-        is_segmenter = any("Segmentation" in a for a in config.extra.get("architectures") or [])
-        head = args.head or ("segmentation" if is_segmenter else "classification")
+        head = args.head or checkpoint_head(folder) or "classification"
         source = f"{args.model} ({head})"
     size = config.image_size if args.image_size is None else args.image_size
     if size < 1:

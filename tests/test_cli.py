@@ -146,6 +146,14 @@ def test_summary_of_a_checkpoint_folder_needs_no_weights(segmenter):
     assert "(segmentation)" in result.stdout and "segmentation_head.classifier" in result.stdout
 
 
+def test_summary_finds_the_head_from_tensor_names_without_architectures(tmp_path):
+    config = tiny_config(num_labels=3, output_stride=16)  # config.json names no architectures
+    save_checkpoint(tmp_path / "seg", config, random_state_dict(config, "segmentation", seed=1))
+    result = run("summary", "--model", str(tmp_path / "seg"))
+    assert result.returncode == 0, result.stderr
+    assert "(segmentation)" in result.stdout
+
+
 # ----------------------------------------------------------------- convert
 
 
