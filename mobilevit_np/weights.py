@@ -141,14 +141,19 @@ def build_tree(state_dict: dict[str, np.ndarray]) -> dict:
         for segment in path:
             node = node.setdefault(segment, {})
         node[leaf] = value
-    return _lists_from_int_keys(tree)
+    return _lists_from_int_keys(tree, "")
 
 
-def _lists_from_int_keys(node):
+def _lists_from_int_keys(node, prefix: str):
     if not isinstance(node, dict):
         return node
-    children = {k: _lists_from_int_keys(v) for k, v in node.items()}
+    children = {k: _lists_from_int_keys(v, f"{prefix}{k}.") for k, v in node.items()}
     if children and all(k.isdigit() for k in children):
+        # A list needs exactly 0..n-1: a gap ("a.0", "a.2") or "a.01" has no list position.
+        if set(children) != {str(i) for i in range(len(children))}:
+            where = f"under {prefix.rstrip('.')!r}" if prefix else "at the top level"
+            found = ", ".join(sorted(children, key=int))
+            raise ValueError(f"numbered names {where} must run 0..{len(children) - 1} without gaps, found {found}")
         return [children[str(i)] for i in range(len(children))]
     return children
 

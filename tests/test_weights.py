@@ -18,7 +18,7 @@ from mobilevit_np import (
 )
 from mobilevit_np.random_weights import random_state_dict
 from mobilevit_np.safetensors_io import load_safetensors
-from mobilevit_np.weights import load_checkpoint_tensors
+from mobilevit_np.weights import build_tree, load_checkpoint_tensors
 
 
 def write_raw_safetensors(path, header: dict, data: bytes) -> None:
@@ -200,3 +200,12 @@ def test_float64_weights_and_dtype_argument(make_checkpoint, pixel_values):
     assert model(pixel_values).logits.dtype == np.float64
     with pytest.raises(ValueError, match="float32 or float64"):
         MobileViTForImageClassification.from_pretrained(folder, dtype=np.float16)
+
+
+def test_build_tree_numbering_gap_names_the_prefix():
+    w = np.zeros(1, np.float32)
+    assert build_tree({"a.0.b": w, "a.1.b": w})["a"][1]["b"] is w
+    with pytest.raises(ValueError, match=r"under 'enc.a' must run 0..1 without gaps, found 0, 2"):
+        build_tree({"enc.a.0.b": w, "enc.a.2.b": w})
+    with pytest.raises(ValueError, match="found 0, 01"):
+        build_tree({"a.0": w, "a.01": w})
