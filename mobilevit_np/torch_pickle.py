@@ -31,6 +31,7 @@ from __future__ import annotations
 import math
 import os
 import pickletools
+import reprlib
 import warnings
 import zipfile
 from collections import OrderedDict
@@ -79,7 +80,10 @@ ZIP_ERRORS = (
     OverflowError,
 )
 # What a corrupt program makes the interpreter below trip over (stack underflow, wrong arity, ...).
-PROGRAM_ERRORS = (IndexError, KeyError, TypeError, ValueError, AttributeError)
+PROGRAM_ERRORS = (IndexError, KeyError, TypeError, ValueError, AttributeError, RecursionError)
+# A state dict nests tuples three deep at most (a tensor's arguments hold its size and stride);
+# a hostile program could nest them 100,000 deep and crash the interpreter when one is hashed.
+MAX_TUPLE_NESTING = 8
 
 
 class UnsafePickleError(WeightsError):
@@ -153,28 +157,32 @@ CALLABLE_GLOBALS = (OrderedDict, _rebuild_tensor_v2, _rebuild_parameter)
 
 def check_pickle(program: bytes, source: str) -> None:
     """Refuse `program` unless every opcode and global is on the allowlist. Runs nothing."""
+    recent_strings: list[str] = []  # for STACK_GLOBAL, whose names are the two strings pushed just before
     try:
-        ops = list(pickletools.genops(program))  # only parses the opcodes and their arguments
+        for opcode, arg, pos in pickletools.genops(program):  # only parses opcodes and their arguments
+            _check_opcode(opcode.name, arg, pos, recent_strings, source)
+    except WeightsError:
+        raise
     except ValueError as e:  # truncated or garbled program
         raise WeightsError(f"{source}: corrupt pickle ({e})") from None
-    recent_strings: list[str] = []  # for STACK_GLOBAL, whose names are the two strings pushed just before
-    for opcode, arg, pos in ops:
-        name = opcode.name
-        if name not in ALLOWED_OPCODES:
-            raise UnsafePickleError(
-                f"{source}: refused pickle opcode {name} at byte {pos}; a state dict never needs it "
-                "(nothing was executed)"
-            )
-        if name == "GLOBAL":
-            _check_global(*arg.split(" ", 1), source, pos)
-        elif name == "STACK_GLOBAL":
-            if len(recent_strings) < 2:
-                raise UnsafePickleError(f"{source}: refused a computed global at byte {pos} (nothing was executed)")
-            _check_global(recent_strings[-2], recent_strings[-1], source, pos)
-        if name in STRING_OPCODES:
-            recent_strings.append(arg if isinstance(arg, str) else arg.decode("latin-1"))
-        elif name not in ("MEMOIZE", "BINPUT", "LONG_BINPUT"):
-            recent_strings.clear()
+
+
+def _check_opcode(name: str, arg: Any, pos: int, recent_strings: list[str], source: str) -> None:
+    """Refuse one opcode unless it, and any global it names, is on the allowlist."""
+    if name not in ALLOWED_OPCODES:
+        raise UnsafePickleError(
+            f"{source}: refused pickle opcode {name} at byte {pos}; a state dict never needs it (nothing was executed)"
+        )
+    if name == "GLOBAL":
+        _check_global(*arg.split(" ", 1), source, pos)
+    elif name == "STACK_GLOBAL":
+        if len(recent_strings) < 2:
+            raise UnsafePickleError(f"{source}: refused a computed global at byte {pos} (nothing was executed)")
+        _check_global(recent_strings[-2], recent_strings[-1], source, pos)
+    if name in STRING_OPCODES:
+        recent_strings.append(arg if isinstance(arg, str) else arg.decode("latin-1"))
+    elif name not in ("MEMOIZE", "BINPUT", "LONG_BINPUT"):
+        recent_strings.clear()
 
 
 def _check_global(module: Any, name: Any, source: str, pos: int) -> None:
@@ -194,6 +202,8 @@ class _Machine:
         self.stack: list[Any] = []
         self.marks: list[list[Any]] = []
         self.memo: dict[int, Any] = {}
+        self.nesting: dict[int, int] = {}  # id(tuple) -> how deep it nests tuples
+        self.tuples: list[tuple] = []  # keeps those tuples alive, so their ids stay theirs
 
     def pop_mark(self) -> list[Any]:
         items, self.stack = self.stack, self.marks.pop()
@@ -226,12 +236,12 @@ class _Machine:
                 stack.append({"EMPTY_DICT": dict, "EMPTY_LIST": list, "EMPTY_TUPLE": tuple}[name]())
             elif name == "TUPLE":
                 items = self.pop_mark()
-                self.stack.append(tuple(items))
+                self.stack.append(self._tuple(items))
             elif name in ("TUPLE1", "TUPLE2", "TUPLE3"):
                 n = int(name[-1])
-                items = tuple(stack[-n:])
+                items = stack[-n:]
                 del stack[-n:]
-                stack.append(items)
+                stack.append(self._tuple(items))
             elif name in ("BINPUT", "LONG_BINPUT"):
                 self.memo[arg] = stack[-1]
             elif name == "MEMOIZE":
@@ -242,10 +252,10 @@ class _Machine:
                 stack.append(self.memo[arg])
             elif name == "SETITEM":
                 value, key = stack.pop(), stack.pop()
-                self._container(dict)[key] = value
+                self._container(dict)[self._key(key)] = value
             elif name == "SETITEMS":
                 items = self.pop_mark()
-                self._container(dict).update(zip(items[::2], items[1::2], strict=True))
+                self._container(dict).update(zip(map(self._key, items[::2]), items[1::2], strict=True))
             elif name == "APPEND":
                 self._container(list).append(stack.pop())
             elif name == "APPENDS":
@@ -262,7 +272,7 @@ class _Machine:
             elif name == "REDUCE":
                 args, func = stack.pop(), stack.pop()
                 if not any(func is f for f in CALLABLE_GLOBALS) or not isinstance(args, tuple):
-                    raise UnsafePickleError(f"{self.source}: refused a call of {func!r} at byte {pos}")
+                    raise UnsafePickleError(f"{self.source}: refused a call of {reprlib.repr(func)} at byte {pos}")
                 stack.append(func(*args))
             elif name == "BUILD":
                 state = stack.pop()
@@ -275,6 +285,22 @@ class _Machine:
                 raise UnsafePickleError(f"{self.source}: unexpected opcode {name}")
         raise WeightsError(f"{self.source}: corrupt pickle: no STOP opcode")
 
+    def _tuple(self, items: list[Any]) -> tuple:
+        """A tuple of `items`, refused when tuples nest deeper than any state dict needs."""
+        result = tuple(items)
+        depth = 1 + max((self.nesting.get(id(item), 0) for item in items if isinstance(item, tuple)), default=0)
+        if depth > MAX_TUPLE_NESTING:
+            raise UnsafePickleError(f"{self.source}: refused tuples nested {depth} deep; a state dict needs 3 at most")
+        self.nesting[id(result)] = depth
+        self.tuples.append(result)
+        return result
+
+    def _key(self, key: Any) -> str:
+        """Every dict in a state dict (the tensors, their metadata, their empty hooks) has string keys."""
+        if not isinstance(key, str):
+            raise WeightsError(f"{self.source}: corrupt state dict: a dict key is a {type(key).__name__}, not a name")
+        return key
+
     def _container(self, kind: type) -> Any:
         if not self.stack or not isinstance(self.stack[-1], kind):
             raise WeightsError(f"{self.source}: corrupt pickle: expected a {kind.__name__} on the stack")
@@ -283,10 +309,12 @@ class _Machine:
     def _persistent_load(self, pid: Any) -> _Storage:
         """("storage", storage type, key, location, numel) -> a _Storage (its record is read later)."""
         if not (isinstance(pid, tuple) and len(pid) == 5 and pid[0] == "storage" and isinstance(pid[1], _StorageType)):
-            raise UnsafePickleError(f"{self.source}: refused a persistent id {pid!r}; only tensor storages are allowed")
+            raise UnsafePickleError(
+                f"{self.source}: refused a persistent id {reprlib.repr(pid)}; only tensor storages are allowed"
+            )
         _, storage_type, key, _location, numel = pid
         if not isinstance(key, str) or not isinstance(numel, int) or isinstance(numel, bool) or numel < 0:
-            raise WeightsError(f"{self.source}: malformed storage reference {pid!r}")
+            raise WeightsError(f"{self.source}: malformed storage reference {reprlib.repr(pid)}")
         return _Storage(storage_type.name, storage_type.dtype, key, numel)
 
 

@@ -224,3 +224,28 @@ def test_encrypted_record_is_named(tmp_path):
     (tmp_path / "locked.bin").write_bytes(bytes(data))
     with pytest.raises(WeightsError, match="data.pkl is encrypted"):
         load_torch_pickle(tmp_path / "locked.bin")
+
+
+DEEP = 200_000  # tuples nested this deep crash CPython when hashed or printed
+
+
+@pytest.mark.parametrize(
+    "use, message",
+    [
+        (b"K\x00s", "nested 9 deep"),  # the nested tuple as a dict key (SETITEM), value 0
+        (b"Q", "nested 9 deep"),  # the nested tuple as a persistent id (BINPERSID)
+    ],
+    ids=["dict-key", "persistent-id"],
+)
+def test_deeply_nested_tuples_are_refused_without_crashing(use, message, tmp_path):
+    """A 200 kB pickle of 200,000 nested tuples segfaulted the interpreter when used as a dict key."""
+    program = b"\x80\x02}" + b"K\x00" + b"\x85" * DEEP + use + b"."  # PROTO 2, EMPTY_DICT, BININT1 0, TUPLE1 x N
+    path = write_archive(tmp_path / "deep.bin", program, {})
+    with pytest.raises(UnsafePickleError, match=message):
+        load_torch_pickle(path)
+
+
+def test_dict_keys_must_be_names(tmp_path):
+    program = b"\x80\x02}K\x01K\x02s."  # {1: 2}
+    with pytest.raises(WeightsError, match="a dict key is a int, not a name"):
+        load_torch_pickle(write_archive(tmp_path / "intkey.bin", program, {}))
