@@ -37,7 +37,7 @@ def load_checkpoint_tensors(folder: str | os.PathLike) -> dict[str, np.ndarray]:
         from mobilevit_np.torch_pickle import load_and_convert
 
         return load_and_convert(os.path.join(folder, PYTORCH_FILE))
-    raise WeightsError(f"no {SAFETENSORS_FILE} or {SAFETENSORS_INDEX} in {folder}")
+    raise WeightsError(f"no {SAFETENSORS_FILE} or {SAFETENSORS_INDEX} (or {PYTORCH_FILE}) in {folder}")
 
 
 def _load_sharded(folder: str, index_file: str) -> dict[str, np.ndarray]:

@@ -169,7 +169,8 @@ def test_pytorch_bin_only_folder_is_not_unpickled(tmp_path):
 
 
 def test_empty_folder_and_missing_folder(tmp_path):
-    with pytest.raises(WeightsError, match="no model.safetensors"):
+    all_three = r"no model.safetensors or model.safetensors.index.json \(or pytorch_model.bin\) in"
+    with pytest.raises(WeightsError, match=all_three):
         load_checkpoint_tensors(tmp_path)
     with pytest.raises(FileNotFoundError, match="checkpoint folder not found"):
         MobileViTModel.from_pretrained(tmp_path / "nope")
