@@ -14,6 +14,7 @@ import itertools
 import json
 import math
 import os
+import reprlib
 import uuid
 
 import numpy as np
@@ -33,6 +34,8 @@ DTYPES = {
     "BOOL": np.dtype("?"),
 }
 MAX_HEADER_BYTES = 100 * 1024 * 1024  # the reference implementation's own limit
+MAX_DIMS = 64  # NumPy's limit on an array's number of axes
+MAX_DIM_BITS = 62  # larger sizes overflow NumPy's index type even when another axis is 0
 
 
 class WeightsError(ValueError):
@@ -73,8 +76,11 @@ def _check_entries(path: str, header: dict, data_size: int) -> None:
         if not isinstance(entry["dtype"], str) or entry["dtype"] not in DTYPES:
             raise WeightsError(f"{where}: unknown dtype {entry['dtype']!r} (known: {', '.join(DTYPES)})")
         shape, offsets = entry["shape"], entry["data_offsets"]
-        if not (isinstance(shape, list) and all(isinstance(d, int) and d >= 0 for d in shape)):
-            raise WeightsError(f"{where}: shape {shape!r} is not a list of non-negative integers")
+        if not (isinstance(shape, list) and len(shape) <= MAX_DIMS and all(_is_dimension(d) for d in shape)):
+            raise WeightsError(
+                f"{where}: shape {reprlib.repr(shape)} is not a list of at most {MAX_DIMS} non-negative integers "
+                f"below 2**{MAX_DIM_BITS}"
+            )
         if not (isinstance(offsets, list) and len(offsets) == 2 and all(isinstance(o, int) for o in offsets)):
             raise WeightsError(f"{where}: data_offsets {offsets!r} is not a [begin, end] pair")
         begin, end = offsets
@@ -93,6 +99,10 @@ def _check_entries(path: str, header: dict, data_size: int) -> None:
     for (_, end_a, name_a), (begin_b, _, name_b) in itertools.pairwise(ranges):
         if begin_b < end_a:
             raise WeightsError(f"{path}: corrupt safetensors file: tensors {name_a!r} and {name_b!r} overlap")
+
+
+def _is_dimension(d: object) -> bool:
+    return isinstance(d, int) and not isinstance(d, bool) and 0 <= d < 2**MAX_DIM_BITS
 
 
 def _decode(raw: np.ndarray, dtype_name: str) -> np.ndarray:

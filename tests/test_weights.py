@@ -210,3 +210,15 @@ def test_build_tree_numbering_gap_names_the_prefix():
         build_tree({"enc.a.0.b": w, "enc.a.2.b": w})
     with pytest.raises(ValueError, match="found 0, 01"):
         build_tree({"a.0": w, "a.01": w})
+
+
+@pytest.mark.parametrize(
+    "shape",
+    [[0, 10**30], [1] * 65, [True, 2]],
+    ids=["huge-dimension-beside-zero", "65-dimensions", "boolean-dimension"],
+)
+def test_shapes_numpy_cannot_hold_are_refused_by_name(tmp_path, shape):
+    path = tmp_path / "x.safetensors"
+    write_raw_safetensors(path, {"w": {"dtype": "F32", "shape": shape, "data_offsets": [0, 0]}}, b"")
+    with pytest.raises(WeightsError, match="'w': shape .* is not a list of at most 64 non-negative integers"):
+        load_safetensors(path)
