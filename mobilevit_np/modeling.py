@@ -98,7 +98,8 @@ class _PreTrained:
         dtype = _float_dtype(dtype)
         backend = resolve_backend(backend)  # fail before reading weights
         expected = cls._expected_shapes(config, **kwargs)
-        weights = prepare_state_dict(state_dict, expected, cls.head, dtype, source="state_dict")
+        # copy: the model must not change when the caller later edits their arrays (nor the reverse)
+        weights = prepare_state_dict(state_dict, expected, cls.head, dtype, source="state_dict", copy=True)
         return cls(config, build_tree(weights), dtype, backend=backend, **kwargs)
 
     @classmethod

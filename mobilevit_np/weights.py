@@ -121,11 +121,22 @@ def check_state_dict(tensors: dict[str, np.ndarray], expected: dict[str, tuple[i
 
 
 def prepare_state_dict(
-    tensors: dict[str, np.ndarray], expected: dict[str, tuple[int, ...]], head: str, dtype: np.dtype, source: str
+    tensors: dict[str, np.ndarray],
+    expected: dict[str, tuple[int, ...]],
+    head: str,
+    dtype: np.dtype,
+    source: str,
+    copy: bool = False,
 ) -> dict[str, np.ndarray]:
-    """Check `tensors` against the expected shapes and cast them to `dtype`."""
+    """Check `tensors` against the expected shapes and cast them to `dtype`.
+
+    copy=True always returns new arrays, so that a model never shares memory with the caller's
+    state_dict (a cast alone returns the caller's own array when no conversion is needed).
+    """
     tensors = select_for_head(tensors, head)
     check_state_dict(tensors, expected, source)
+    if copy:  # np.array copies by default (NumPy 1 and 2)
+        return {name: np.array(tensors[name], dtype=dtype, order="C") for name in expected}
     return {name: np.ascontiguousarray(tensors[name], dtype=dtype) for name in expected}
 
 

@@ -222,3 +222,14 @@ def test_shapes_numpy_cannot_hold_are_refused_by_name(tmp_path, shape):
     write_raw_safetensors(path, {"w": {"dtype": "F32", "shape": shape, "data_offsets": [0, 0]}}, b"")
     with pytest.raises(WeightsError, match="'w': shape .* is not a list of at most 64 non-negative integers"):
         load_safetensors(path)
+
+
+def test_from_config_does_not_share_the_callers_arrays(pixel_values):
+    config = tiny_config()
+    state_dict = random_state_dict(config, "classification", seed=0)
+    model = MobileViTForImageClassification.from_config(config, state_dict)
+    before = model(pixel_values).logits
+    for array in state_dict.values():
+        array[...] = 0  # float32 C-contiguous already: a plain cast would have returned these very arrays
+    np.testing.assert_array_equal(model(pixel_values).logits, before)
+    assert not any(np.shares_memory(model.params["classifier"]["weight"], a) for a in state_dict.values())
