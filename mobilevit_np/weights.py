@@ -20,6 +20,7 @@ SAFETENSORS_INDEX = "model.safetensors.index.json"
 PYTORCH_FILE = "pytorch_model.bin"
 BACKBONE_PREFIX = "mobilevit."
 HEAD_PREFIXES = ("classifier.", "segmentation_head.")
+EXPANSION_PREFIX = "conv_1x1_exp."  # MobileViTModel's 1x1 expansion, absent with expand_output=False
 
 
 def load_checkpoint_tensors(folder: str | os.PathLike) -> dict[str, np.ndarray]:
@@ -79,18 +80,21 @@ def _read_weight_map(index_file: str) -> dict[str, str]:
     return weight_map
 
 
-def select_for_head(tensors: dict[str, np.ndarray], head: str) -> dict[str, np.ndarray]:
+def select_for_head(tensors: dict[str, np.ndarray], head: str, expand_output: bool = True) -> dict[str, np.ndarray]:
     """Rename a checkpoint's tensors to what `head` expects, as transformers does.
 
     A bare MobileViTModel takes the backbone of a classifier or segmenter checkpoint:
-    the `mobilevit.` prefix is dropped and the head's own weights set aside.
+    the `mobilevit.` prefix is dropped and the head's own weights set aside, and so is
+    the classifier's conv_1x1_exp when the model is built with expand_output=False.
     """
     if head != "base" or not any(k.startswith(BACKBONE_PREFIX) for k in tensors):
         return tensors
     selected = {}
     for name, value in tensors.items():
         if name.startswith(BACKBONE_PREFIX):
-            selected[name[len(BACKBONE_PREFIX) :]] = value
+            name = name[len(BACKBONE_PREFIX) :]
+            if expand_output or not name.startswith(EXPANSION_PREFIX):
+                selected[name] = value
         elif not name.startswith(HEAD_PREFIXES):
             selected[name] = value  # kept, so check_state_dict reports it as unexpected
     return selected
@@ -133,7 +137,8 @@ def prepare_state_dict(
     copy=True always returns new arrays, so that a model never shares memory with the caller's
     state_dict (a cast alone returns the caller's own array when no conversion is needed).
     """
-    tensors = select_for_head(tensors, head)
+    expand_output = any(name.startswith(EXPANSION_PREFIX) for name in expected)  # only a base model can lack it
+    tensors = select_for_head(tensors, head, expand_output)
     check_state_dict(tensors, expected, source)
     if copy:  # np.array copies by default (NumPy 1 and 2)
         return {name: np.array(tensors[name], dtype=dtype, order="C") for name in expected}

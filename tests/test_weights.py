@@ -233,3 +233,11 @@ def test_from_config_does_not_share_the_callers_arrays(pixel_values):
         array[...] = 0  # float32 C-contiguous already: a plain cast would have returned these very arrays
     np.testing.assert_array_equal(model(pixel_values).logits, before)
     assert not any(np.shares_memory(model.params["classifier"]["weight"], a) for a in state_dict.values())
+
+
+def test_backbone_without_expansion_from_a_classifier_checkpoint(make_checkpoint, pixel_values):
+    folder = make_checkpoint("classification")
+    base = MobileViTModel.from_pretrained(folder, expand_output=False)  # transformers ignores conv_1x1_exp too
+    assert "conv_1x1_exp" not in base.params and base(pixel_values).pooler_output is None
+    full = MobileViTForImageClassification.from_pretrained(folder)(pixel_values, output_hidden_states=True)
+    np.testing.assert_array_equal(base(pixel_values).last_hidden_state, full.hidden_states[-1])
