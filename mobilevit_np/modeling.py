@@ -9,6 +9,7 @@ and runs the functions of model.py.
 
 from __future__ import annotations
 
+import inspect
 import os
 from dataclasses import dataclass
 
@@ -83,6 +84,15 @@ class _PreTrained:
         return parameter_shapes(config, cls.head)
 
     @classmethod
+    def _check_options(cls, method: str, kwargs: dict) -> None:
+        """Refuse options the model's __init__ does not take, before any weight is read."""
+        accepted = set(inspect.signature(cls.__init__).parameters) - {"self", "config", "params", "dtype", "backend"}
+        unknown = sorted(set(kwargs) - accepted)
+        if unknown:
+            takes = f"it takes {', '.join(sorted(accepted))}" if accepted else "it takes no model options"
+            raise TypeError(f"{cls.__name__}.{method}() got an unexpected keyword argument {unknown[0]!r} ({takes})")
+
+    @classmethod
     def from_config(
         cls,
         config: MobileViTConfig,
@@ -95,6 +105,7 @@ class _PreTrained:
 
         backend: "numpy" (reference), "numba" (fast; needs the `fast` extra) or "auto".
         """
+        cls._check_options("from_config", kwargs)
         dtype = _float_dtype(dtype)
         backend = resolve_backend(backend)  # fail before reading weights
         expected = cls._expected_shapes(config, **kwargs)
@@ -106,10 +117,14 @@ class _PreTrained:
     def from_pretrained(
         cls, path: str | os.PathLike, dtype: np.dtype | type = np.float32, backend: str = "numpy", **kwargs
     ):
-        """Load config.json and model.safetensors from a local checkpoint folder.
+        """Load a checkpoint: config.json and its weights, from a local folder or a Hub id ("owner/name").
 
+        The weights are model.safetensors, a sharded model.safetensors.index.json, or
+        pytorch_model.bin (read by the allowlist reader in torch_pickle.py, never unpickled,
+        and converted once to model.safetensors beside it).
         backend: "numpy" (reference), "numba" (fast; needs the `fast` extra) or "auto".
         """
+        cls._check_options("from_pretrained", kwargs)
         backend = resolve_backend(backend)
         path = resolve_checkpoint(path)  # a local folder, or the Hub download of an "owner/name" id
         config = MobileViTConfig.from_pretrained(path)

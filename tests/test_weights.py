@@ -241,3 +241,10 @@ def test_backbone_without_expansion_from_a_classifier_checkpoint(make_checkpoint
     assert "conv_1x1_exp" not in base.params and base(pixel_values).pooler_output is None
     full = MobileViTForImageClassification.from_pretrained(folder)(pixel_values, output_hidden_states=True)
     np.testing.assert_array_equal(base(pixel_values).last_hidden_state, full.hidden_states[-1])
+
+
+def test_unknown_model_options_are_refused_before_loading(tmp_path):
+    with pytest.raises(TypeError, match=r"from_pretrained\(\) got an unexpected keyword argument 'expand_output'"):
+        MobileViTForImageClassification.from_pretrained(tmp_path / "not-even-there", expand_output=False)
+    with pytest.raises(TypeError, match="'expand_outptu' .*it takes expand_output"):
+        MobileViTModel.from_config(tiny_config(), {}, expand_outptu=False)
