@@ -34,6 +34,9 @@ def resolve_checkpoint(name_or_path: str | os.PathLike, revision: str | None = N
     path = os.fspath(name_or_path)
     if os.path.isdir(path):
         return path
+    if os.path.isfile(path):  # e.g. .../model.safetensors: the loader wants the folder (config.json is beside it)
+        folder = os.path.dirname(os.path.abspath(path))
+        raise NotADirectoryError(f"{path} is a file, not a checkpoint folder; pass the folder that holds it: {folder}")
     if os.path.exists(path) or not is_hub_id(path):
         raise FileNotFoundError(f"checkpoint folder not found: {path} (nor is it a Hub id like apple/mobilevit-small)")
     return download(path, revision)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -30,6 +31,13 @@ def test_local_folder_and_missing_path(make_checkpoint, tmp_path):
         resolve_checkpoint(tmp_path / "nothing")
     with pytest.raises(FileNotFoundError, match="checkpoint folder not found: small"):
         MobileViTForImageClassification.from_pretrained("small")
+
+
+def test_a_file_path_says_to_pass_its_folder(make_checkpoint):
+    folder = make_checkpoint()
+    weights = os.path.join(folder, "model.safetensors")
+    with pytest.raises(NotADirectoryError, match=f"is a file, not a checkpoint folder; .*: {re.escape(str(folder))}$"):
+        MobileViTForImageClassification.from_pretrained(weights)
 
 
 def test_without_huggingface_hub_the_error_says_what_to_install(monkeypatch):
