@@ -1,10 +1,11 @@
 """One place for how every kernel is compiled.
 
 FASTMATH lets LLVM reorder and contract float arithmetic (vectorized sums, fused
-multiply-adds, approximate reciprocals) but keeps NaN and Inf semantics ("nnan" and
-"ninf" are left out), so a NaN in the input still shows up in the output as it does in
-the NumPy reference. Results differ from the reference by float32 rounding (~1e-6
-relative), which the kernel tests bound.
+multiply-adds, approximate reciprocals) but leaves out "nnan" and "ninf", so LLVM may not
+assume that values are finite: a NaN in the input still shows up in the output as it does
+in the NumPy reference. Infinities are not always kept: fast_exp (elementwise.py) clamps
+its input, so e.g. SiLU(-inf) is -inf here and NaN in the reference. Results differ from
+the reference by float32 rounding (~1e-6 relative), which the kernel tests bound.
 
 Compiled code is cached on disk (cache=True, in __pycache__ next to each module, or in
 NUMBA_CACHE_DIR): a second process loads the machine code instead of compiling it.
@@ -94,7 +95,6 @@ def _serialized_if_needed(func, compiled):
         with _launch_lock:
             return compiled(*args)
 
-    launch.compiled = compiled  # the numba dispatcher itself
     return launch
 
 

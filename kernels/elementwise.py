@@ -4,7 +4,16 @@ NumPy's exp is vectorized (SIMD); a numba loop calling np.exp is not (it calls l
 per element, ~3 ns). `fast_exp` is the classic Cephes expf for float32: split
 x = k ln2 + r with |r| <= ln2/2, a degree-6 polynomial for e^r, and 2^k built directly
 from its IEEE-754 bits. Every step is plain arithmetic, so LLVM vectorizes whole loops.
-Relative error is below 2e-7 over the whole float32 range; float64 uses np.exp.
+float64 uses np.exp.
+
+The input is first clamped to [-87.33654, 88] so that 2^k stays a normal float32. Inside
+that range the relative error against float64 exp is below 1e-7 (8.3e-8 at most, measured
+on 25M points); NaN stays NaN. Outside it fast_exp returns the value at the clamp, where
+np.exp gives 0, a denormal or inf: e^v = 1.2e-38 for every v below -87.34 (-inf included)
+and 1.65e38 for every v above 88 (+inf included). So SiLU (x / (1 + e^-x)) matches the
+NumPy reference to 2e-7 relative for |x| <= 87 and at +inf and NaN, but below about -88.7
+it returns x * 1.2e-38 where the reference returns -0.0 (-1.2e-36 at x = -200), and
+SiLU(-inf) is -inf where the reference gives NaN.
 """
 
 from __future__ import annotations
