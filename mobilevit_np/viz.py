@@ -241,8 +241,6 @@ def plot_segmentation(
     a mask post-processed to the image size for sharp edges). `id2label` defaults to the
     21 PASCAL VOC names of the apple/deeplabv3-mobilevit-* checkpoints.
     """
-    from matplotlib.patches import Patch  # _new_figure below has checked matplotlib is there
-
     rgb = _as_rgb(image)
     mask = np.asarray(mask)
     if mask.ndim != 2 or not np.issubdtype(mask.dtype, np.integer) or mask.min() < 0 or mask.max() > 255:
@@ -254,6 +252,8 @@ def plot_segmentation(
     height, width = rgb.shape[:2]
 
     fig = _new_figure(9, 3.6 * height / width + (0.9 if title else 0.6))  # two panels of the image's aspect
+    from matplotlib.patches import Patch  # after _new_figure, which names the extra if matplotlib is missing
+
     left, right = fig.subplots(1, 2)
     left.imshow(rgb)
     left.set_title("image")

@@ -145,3 +145,5 @@ def test_missing_matplotlib_names_the_extra(monkeypatch):
     monkeypatch.setattr(builtins, "__import__", no_matplotlib)
     with pytest.raises(ImportError, match=r"mobilevit-np\[plot\]"):
         viz.plot_patch_groups()
+    with pytest.raises(ImportError, match=r"mobilevit-np\[plot\]"):
+        viz.plot_segmentation(np.zeros((4, 4, 3)), np.zeros((4, 4), np.uint8))
