@@ -42,8 +42,8 @@ class WeightsError(ValueError):
     """A weight file that is corrupt, truncated, or does not fit the model's config."""
 
 
-def read_header(path: str) -> tuple[dict, int]:
-    """The parsed, validated JSON header of a safetensors file and where its data starts."""
+def _read_json_header(path: str) -> tuple[dict, int, int]:
+    """The header as a JSON object, its length and the file's size; nothing checked inside it yet."""
     size = os.path.getsize(path)
     if size < 8:
         raise WeightsError(f"{path}: not a safetensors file: only {size} bytes, shorter than the 8-byte header length")
@@ -61,9 +61,21 @@ def read_header(path: str) -> tuple[dict, int]:
         raise WeightsError(f"{path}: corrupt safetensors file: header is not valid JSON ({e!r:.200})") from None
     if not isinstance(header, dict):
         raise WeightsError(f"{path}: corrupt safetensors file: header is not a JSON object")
+    return header, header_len, size
+
+
+def read_header(path: str) -> tuple[dict, int]:
+    """The parsed, validated JSON header of a safetensors file and where its data starts."""
+    header, header_len, size = _read_json_header(path)
     header.pop("__metadata__", None)
     _check_entries(path, header, size - 8 - header_len)
     return header, 8 + header_len
+
+
+def read_metadata(path: str | os.PathLike) -> dict:
+    """The free-form "__metadata__" strings of a safetensors file ({} when it has none)."""
+    metadata = _read_json_header(os.fspath(path))[0].get("__metadata__")
+    return metadata if isinstance(metadata, dict) else {}
 
 
 def _check_entries(path: str, header: dict, data_size: int) -> None:
@@ -130,8 +142,14 @@ def load_safetensors(path: str | os.PathLike) -> dict[str, np.ndarray]:
     return tensors
 
 
-def write_safetensors(tensors: dict[str, np.ndarray], path: str | os.PathLike, overwrite: bool = False) -> None:
-    """Write `tensors` to `path` through a temporary file in the same folder, then rename it (atomic).
+def write_safetensors(
+    tensors: dict[str, np.ndarray],
+    path: str | os.PathLike,
+    overwrite: bool = False,
+    metadata: dict[str, str] | None = None,
+) -> None:
+    """Write `tensors` (and `metadata` strings) to `path` through a temporary file in the same folder,
+    then rename it (atomic).
 
     If anything stops the write (an error, Ctrl-C), `path` is untouched and the temporary
     file removed. The file gets the permissions any new file gets (0o666 minus the umask),
@@ -148,7 +166,8 @@ def write_safetensors(tensors: dict[str, np.ndarray], path: str | os.PathLike, o
     mode = os.fstat(fd).st_mode & 0o777
     os.close(fd)
     try:
-        save_file({k: np.ascontiguousarray(v) for k, v in tensors.items()}, tmp, metadata={"format": "pt"})
+        arrays = {k: np.ascontiguousarray(v) for k, v in tensors.items()}
+        save_file(arrays, tmp, metadata={"format": "pt", **(metadata or {})})
         os.chmod(tmp, mode)
         os.replace(tmp, path)
     finally:

@@ -40,7 +40,7 @@ from typing import Any
 
 import numpy as np
 
-from mobilevit_np.safetensors_io import WeightsError, write_safetensors
+from mobilevit_np.safetensors_io import WeightsError, read_metadata, write_safetensors
 
 BFLOAT16 = "bfloat16"  # marker: stored as uint16, widened to float32 when a tensor is built
 STORAGE_DTYPES = {
@@ -485,13 +485,38 @@ def convert(bin_path: str | os.PathLike, out_path: str | os.PathLike | None = No
     return out_path
 
 
-def load_and_convert(bin_path: str | os.PathLike) -> dict[str, np.ndarray]:
-    """Read pytorch_model.bin safely and, once, save model.safetensors beside it for later loads."""
+def _source_stamp(bin_path: str) -> dict[str, str]:
+    """What identifies the .bin a safetensors copy was made from (metadata values are strings)."""
+    stat = os.stat(bin_path)
+    return {
+        "converted_from": os.path.basename(bin_path),
+        "source_size": str(stat.st_size),
+        "source_mtime_ns": str(stat.st_mtime_ns),
+    }
+
+
+def is_stale_copy(safetensors_path: str | os.PathLike, bin_path: str | os.PathLike) -> bool:
+    """True when `safetensors_path` was converted by load_and_convert from a .bin that has changed since."""
+    if not os.path.isfile(bin_path):
+        return False
+    metadata = read_metadata(safetensors_path)
+    if metadata.get("converted_from") != os.path.basename(bin_path):
+        return False  # not our conversion: a checkpoint may ship both files
+    return any(metadata.get(k) != v for k, v in _source_stamp(os.fspath(bin_path)).items())
+
+
+def load_and_convert(bin_path: str | os.PathLike, overwrite: bool = False) -> dict[str, np.ndarray]:
+    """Read pytorch_model.bin safely and save model.safetensors beside it for later loads.
+
+    The copy records the .bin's size and modification time, so a .bin replaced later is
+    noticed (is_stale_copy) rather than silently shadowed by the old copy.
+    """
     bin_path = os.fspath(bin_path)
+    stamp = _source_stamp(bin_path)
     tensors = load_torch_pickle(bin_path)
     out_path = os.path.join(os.path.dirname(bin_path), "model.safetensors")
     try:
-        write_safetensors(tensors, out_path)
+        write_safetensors(tensors, out_path, overwrite=overwrite, metadata=stamp)
     except OSError as e:
         warnings.warn(
             f"read {bin_path} with the allowlist reader, but could not save {out_path} ({e}); it will be read "

@@ -28,16 +28,22 @@ def load_checkpoint_tensors(folder: str | os.PathLike) -> dict[str, np.ndarray]:
     folder = os.fspath(folder)
     single = os.path.join(folder, SAFETENSORS_FILE)
     index = os.path.join(folder, SAFETENSORS_INDEX)
+    bin_file = os.path.join(folder, PYTORCH_FILE)
     if os.path.isfile(single):
+        from mobilevit_np.torch_pickle import is_stale_copy, load_and_convert
+
+        if is_stale_copy(single, bin_file):
+            warnings.warn(f"{bin_file} changed since it was converted to {single}; converting it again", stacklevel=2)
+            return load_and_convert(bin_file, overwrite=True)
         return load_safetensors(single)
     if os.path.isfile(index):
         return _load_sharded(folder, index)
-    if os.path.isfile(os.path.join(folder, PYTORCH_FILE)):
+    if os.path.isfile(bin_file):
         # Never pickle.load: the allowlist reader accepts tensors only, and saves
         # model.safetensors beside the .bin so that this happens once (with a warning).
         from mobilevit_np.torch_pickle import load_and_convert
 
-        return load_and_convert(os.path.join(folder, PYTORCH_FILE))
+        return load_and_convert(bin_file)
     raise WeightsError(f"no {SAFETENSORS_FILE} or {SAFETENSORS_INDEX} (or {PYTORCH_FILE}) in {folder}")
 
 

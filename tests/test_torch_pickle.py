@@ -198,6 +198,32 @@ def test_checkpoint_folder_with_only_a_bin_is_converted_beside_it(tmp_path):
         np.testing.assert_array_equal(first[name], second[name])
 
 
+def test_a_replaced_bin_is_converted_again_not_shadowed(tmp_path):
+    fake_bin(tmp_path / "pytorch_model.bin", TENSORS)
+    with pytest.warns(UserWarning, match="converted"):
+        load_checkpoint_tensors(tmp_path)
+    newer = {name: value + 1 for name, value in TENSORS.items()}
+    fake_bin(tmp_path / "pytorch_model.bin", newer)
+    os.utime(tmp_path / "pytorch_model.bin", ns=(1, 1))  # a different stamp even within one clock tick
+    with pytest.warns(UserWarning) as caught:
+        tensors = load_checkpoint_tensors(tmp_path)
+    messages = [str(w.message) for w in caught]
+    assert "changed since it was converted" in messages[0] and "converted" in messages[1], messages
+    np.testing.assert_array_equal(tensors["a.weight"], newer["a.weight"])
+    np.testing.assert_array_equal(load_safetensors(tmp_path / "model.safetensors")["a.weight"], newer["a.weight"])
+
+
+def test_a_checkpoint_shipping_both_files_reads_its_safetensors(tmp_path):
+    """Hub repositories often hold both; only our own conversions are checked against the .bin."""
+    fake_bin(tmp_path / "pytorch_model.bin", {name: value + 1 for name, value in TENSORS.items()})
+    convert(tmp_path / "pytorch_model.bin", tmp_path / "other.safetensors")
+    os.replace(tmp_path / "other.safetensors", tmp_path / "model.safetensors")
+    os.utime(tmp_path / "pytorch_model.bin", ns=(1, 1))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        load_checkpoint_tensors(tmp_path)
+
+
 def test_unwritable_folder_still_loads(tmp_path, monkeypatch):
     import mobilevit_np.torch_pickle as tp
 
