@@ -27,6 +27,7 @@ import functools
 import os
 import threading
 import warnings
+from collections.abc import Callable
 
 # GNU OpenMP (numba's usual threading layer here) keeps its worker threads spinning after
 # each parallel loop. Between our kernels come OpenBLAS matmuls that want the same cores,
@@ -45,7 +46,7 @@ _launch_lock = threading.Lock()
 _threadsafe_layer: bool | None = None  # known after the first parallel launch
 
 
-def kernel(parallel: bool = False):
+def kernel(parallel: bool = False) -> Callable[[Callable], Callable]:
     """The decorator for every kernel: nopython, cached, FASTMATH, optionally parallel."""
 
     def decorate(func):
@@ -98,6 +99,6 @@ def _serialized_if_needed(func, compiled):
     return launch
 
 
-def inline_helper(func):
+def inline_helper(func: Callable) -> Callable:
     """Decorator for small scalar helpers that kernels inline (never called from Python)."""
     return numba.njit(inline="always", fastmath=set(FASTMATH))(func)

@@ -23,6 +23,7 @@ from mobilevit_np.activations import get_activation as reference_activation
 from mobilevit_np.activations import relu, silu
 from mobilevit_np.backends import fold_batch_norm
 from mobilevit_np.layers import conv2d
+from mobilevit_np.model import Activation, Params
 
 # Dense stride-1 convs use conv.dense_conv2d while the padding is at most 1/8 of the width
 # (its matmul does (H+2p)(W+2p)/(HW) times the work); beyond that (ASPP's atrous convs at
@@ -51,13 +52,21 @@ def fast_silu(x: np.ndarray) -> np.ndarray:
 _FUSED = {silu: SILU, fast_silu: SILU, relu: RELU}
 
 
-def get_activation(name: str):
+def get_activation(name: str) -> Activation:
     """Like activations.get_activation, with SiLU ("silu", "swish") as the jitted fast_silu."""
     activation = reference_activation(name)
     return fast_silu if activation is silu else activation
 
 
-def conv_layer(x, convolution, normalization=None, *, stride=1, dilation=1, activation=None) -> np.ndarray:
+def conv_layer(
+    x: np.ndarray,
+    convolution: Params,
+    normalization: Params | None = None,
+    *,
+    stride: int = 1,
+    dilation: int = 1,
+    activation: Activation | None = None,
+) -> np.ndarray:
     """convolution -> batch norm -> activation, as model.conv_layer, fused.
 
     x (B, C, H, W) -> (B, O, Ho, Wo). Batch norm is folded into the weights here unless the
@@ -111,7 +120,12 @@ def fuse_qkv(query: dict, key: dict, value: dict) -> dict[str, np.ndarray]:
 
 
 def multi_head_attention(
-    x, query, key, value, num_heads: int, qkv: dict | None = None
+    x: np.ndarray,
+    query: dict[str, np.ndarray],
+    key: dict[str, np.ndarray],
+    value: dict[str, np.ndarray],
+    num_heads: int,
+    qkv: dict | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Scaled dot-product attention, as layers.multi_head_attention: (N, L, D) -> context, probs.
 

@@ -13,12 +13,18 @@ the reference to float32 rounding (~1e-6 relative), which tests/test_backend.py 
 from __future__ import annotations
 
 import importlib
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from mobilevit_np.architecture import BATCH_NORM_EPS
 
+if TYPE_CHECKING:
+    from mobilevit_np.model import Ops
+
 BACKENDS = ("numpy", "numba", "auto")
+# A parameter tree (weights.build_tree) or any node inside it, which the tree rewrites below recurse into.
+ParamTree = dict | list | np.ndarray
 FAST_EXTRA_HINT = 'pip install "mobilevit-np[fast]"'
 
 
@@ -45,7 +51,7 @@ def resolve_backend(backend: str) -> str:
     return backend
 
 
-def get_ops(backend: str):
+def get_ops(backend: str) -> Ops:
     """The primitive set (model.Ops) for a resolved backend."""
     from mobilevit_np.model import REFERENCE_OPS, Ops
 
@@ -86,7 +92,7 @@ def fold_batch_norm(
     return folded_weight, (conv_bias - mean) * scale + normalization["bias"]
 
 
-def fold_batch_norms(params):
+def fold_batch_norms(params: ParamTree) -> ParamTree:
     """A copy of a parameter tree with every {convolution, normalization} pair folded into one conv.
 
     Applied once at load time for the numba backend: conv_layer then receives no
@@ -105,7 +111,7 @@ def fold_batch_norms(params):
     return {k: fold_batch_norms(v) for k, v in params.items()}
 
 
-def fuse_attention_projections(params):
+def fuse_attention_projections(params: ParamTree) -> ParamTree:
     """A copy of a parameter tree where each attention's {query, key, value} also has "qkv".
 
     qkv = {"weight": [Wq; Wk; Wv] (3D, D), "bias": (3D,)}: the numba attention projects with
@@ -131,7 +137,7 @@ def fuse_attention_projections(params):
     return {k: fuse_attention_projections(v) for k, v in params.items()}
 
 
-def add_conv_taps(params):
+def add_conv_taps(params: ParamTree) -> ParamTree:
     """A copy of a parameter tree where each dense kxk convolution (k > 1) also has "taps".
 
     taps = the weight (O, C, k, k) as (k*k*O, C), tap-major (kernels.conv.tap_major): the
