@@ -117,11 +117,17 @@ def _is_dimension(d: object) -> bool:
     return isinstance(d, int) and not isinstance(d, bool) and 0 <= d < 2**MAX_DIM_BITS
 
 
+def widen_bfloat16(bits: np.ndarray) -> np.ndarray:
+    """bfloat16 values (their 16 bits, as uint16) as float32, exactly: bf16 is a float32's top half."""
+    widened = bits.astype(np.uint32)
+    widened <<= 16  # in place: `<<` would turn a 0-d array (a scalar tensor) into a NumPy scalar
+    return widened.view(np.float32)
+
+
 def _decode(raw: np.ndarray, dtype_name: str) -> np.ndarray:
     """A tensor's raw little-endian values as a native NumPy array (BF16 -> float32)."""
     if dtype_name == "BF16":
-        # bfloat16 is the top half of a float32: shift its 16 bits back into place.
-        return (raw.astype(np.uint32) << 16).view(np.float32)
+        return widen_bfloat16(raw)
     return raw.astype(raw.dtype.newbyteorder("="))
 
 

@@ -40,7 +40,7 @@ from typing import Any
 
 import numpy as np
 
-from mobilevit_np.safetensors_io import WeightsError, read_metadata, write_safetensors
+from mobilevit_np.safetensors_io import WeightsError, read_metadata, widen_bfloat16, write_safetensors
 
 BFLOAT16 = "bfloat16"  # marker: stored as uint16, widened to float32 when a tensor is built
 STORAGE_DTYPES = {
@@ -411,9 +411,7 @@ def _tensor_array(name: str, tensor: _Tensor, read_storage, source: str) -> np.n
     except ValueError as e:  # NumPy's own limits (more than 64 dimensions, a shape too big to describe)
         raise WeightsError(f"{where}: size {size} cannot be built ({e})") from None
     if storage.dtype is BFLOAT16:
-        widened = array.astype(np.uint32)
-        widened <<= 16  # in place: `<<` would turn a 0-d array (a scalar tensor) into a NumPy scalar
-        return widened.view(np.float32)
+        return widen_bfloat16(array)
     return array.astype(dtype)
 
 
