@@ -331,7 +331,7 @@ def _archive_prefix(archive: zipfile.ZipFile, source: str) -> str:
 def _refuse_non_zip(path: str) -> None:
     with open(path, "rb") as f:
         head = f.read(512)  # a legacy tar archive says "ustar" at byte 257
-    if head[:1] == b"\x80" or b"\x6a\xa8\x50\x19" in head[:64] or head[257:262] == b"ustar":
+    if head[:1] == b"\x80" or LEGACY_MAGIC.to_bytes(10, "little") in head[:64] or head[257:262] == b"ustar":
         raise WeightsError(
             f"{path}: legacy (pre-1.6) PyTorch file format, which is unsupported here; re-save it with torch >= 1.6 "
             "(torch.save(torch.load(path, weights_only=True), path)) or convert it to safetensors "
