@@ -18,9 +18,13 @@ import sys
 import time
 import warnings
 from collections.abc import Iterable
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 import numpy as np
+
+if TYPE_CHECKING:  # imported lazily below, so that `mobilevit-np --help` starts fast
+    from mobilevit_np.image_processing import MobileViTImageProcessor
+    from mobilevit_np.modeling import _Model
 
 PROG = "mobilevit-np"
 
@@ -79,7 +83,7 @@ def checkpoint_head(folder: str) -> str | None:
     return None
 
 
-def load_model(cls, model: str, backend: str = "numpy"):
+def load_model(cls: type[_Model], model: str, backend: str = "numpy") -> tuple[_Model, str]:
     """Resolve --model (folder or Hub id), check the checkpoint's head, and load it."""
     from mobilevit_np.hub import resolve_checkpoint
 
@@ -91,7 +95,7 @@ def load_model(cls, model: str, backend: str = "numpy"):
     return cls.from_pretrained(folder, backend=backend), folder
 
 
-def load_processor(folder: str):
+def load_processor(folder: str) -> MobileViTImageProcessor:
     """The checkpoint's preprocessor_config.json, or the documented defaults (with a note) if it has none."""
     from mobilevit_np.image_processing import PREPROCESSOR_CONFIG, MobileViTImageProcessor
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import inspect
 import os
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 
@@ -65,6 +66,9 @@ class SemanticSegmenterOutput:
 # ------------------------------------------------------------------ base class
 
 
+_Model = TypeVar("_Model", bound="_PreTrained")  # from_config / from_pretrained return the class they are called on
+
+
 class _PreTrained:
     """Loading and input checking shared by the three models."""
 
@@ -94,13 +98,13 @@ class _PreTrained:
 
     @classmethod
     def from_config(
-        cls,
+        cls: type[_Model],
         config: MobileViTConfig,
         state_dict: dict[str, np.ndarray],
         dtype: np.dtype | type = np.float32,
         backend: str = "numpy",
-        **kwargs,
-    ):
+        **kwargs: bool,
+    ) -> _Model:
         """Build the model from a config and a flat {transformers name: array} dict.
 
         backend: "numpy" (reference), "numba" (fast; needs the `fast` extra) or "auto".
@@ -115,8 +119,12 @@ class _PreTrained:
 
     @classmethod
     def from_pretrained(
-        cls, path: str | os.PathLike, dtype: np.dtype | type = np.float32, backend: str = "numpy", **kwargs
-    ):
+        cls: type[_Model],
+        path: str | os.PathLike,
+        dtype: np.dtype | type = np.float32,
+        backend: str = "numpy",
+        **kwargs: bool,
+    ) -> _Model:
         """Load a checkpoint: config.json and its weights, from a local folder or a Hub id ("owner/name").
 
         The weights are model.safetensors, a sharded model.safetensors.index.json, or
@@ -171,7 +179,7 @@ class _PreTrained:
         return self.params if self.head == "base" else self.params["mobilevit"]
 
 
-def _float_dtype(dtype) -> np.dtype:
+def _float_dtype(dtype: np.dtype | type) -> np.dtype:
     dtype = np.dtype(dtype)
     if dtype not in (np.float32, np.float64):
         raise ValueError(f"dtype must be float32 or float64, got {dtype}")

@@ -14,6 +14,7 @@ import math
 import numpy as np
 
 from mobilevit_np.architecture import parameter_shapes
+from mobilevit_np.config import MobileViTConfig
 
 
 def _sample(rng: np.random.RandomState, name: str, shape: tuple[int, ...]) -> np.ndarray:
@@ -31,7 +32,10 @@ def _sample(rng: np.random.RandomState, name: str, shape: tuple[int, ...]) -> np
 
 
 def random_state_dict(
-    config, head: str = "classification", seed: int = 0, shapes: dict[str, tuple[int, ...]] | None = None
+    config: MobileViTConfig,
+    head: str = "classification",
+    seed: int = 0,
+    shapes: dict[str, tuple[int, ...]] | None = None,
 ) -> dict[str, np.ndarray]:
     """{transformers name: float32 array} for `head`, drawn in sorted-name order from `seed`."""
     shapes = parameter_shapes(config, head) if shapes is None else shapes

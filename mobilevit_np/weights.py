@@ -13,6 +13,7 @@ import warnings
 
 import numpy as np
 
+from mobilevit_np.config import MobileViTConfig
 from mobilevit_np.safetensors_io import WeightsError, load_safetensors, write_safetensors
 
 SAFETENSORS_FILE = "model.safetensors"
@@ -180,7 +181,7 @@ def _lists_from_int_keys(node, prefix: str):
     return children
 
 
-def save_checkpoint(folder: str | os.PathLike, config, state_dict: dict[str, np.ndarray]) -> None:
+def save_checkpoint(folder: str | os.PathLike, config: MobileViTConfig, state_dict: dict[str, np.ndarray]) -> None:
     """Write config.json and model.safetensors in the layout transformers' save_pretrained uses."""
     os.makedirs(folder, exist_ok=True)
     config.save_pretrained(folder)
