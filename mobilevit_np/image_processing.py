@@ -42,12 +42,15 @@ import json
 import math
 import os
 import warnings
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PIL import Image, ImageOps
 
 from mobilevit_np.config import read_json_file
+
+if TYPE_CHECKING:
+    from mobilevit_np.modeling import SemanticSegmenterOutput
 
 PREPROCESSOR_CONFIG = "preprocessor_config.json"
 RESAMPLE_NAMES = {int(r): r.name for r in Image.Resampling}  # 0 NEAREST, 2 BILINEAR, 3 BICUBIC, ...
@@ -517,7 +520,9 @@ class MobileViTImageProcessor:
 
     __call__ = preprocess
 
-    def post_process_semantic_segmentation(self, outputs, target_sizes=None) -> list[np.ndarray]:
+    def post_process_semantic_segmentation(
+        self, outputs: SemanticSegmenterOutput | np.ndarray, target_sizes: list[tuple[int, int]] | None = None
+    ) -> list[np.ndarray]:
         """Class masks from a segmenter's outputs; see mobilevit_np.postprocess."""
         from mobilevit_np.postprocess import post_process_semantic_segmentation
 

@@ -14,13 +14,16 @@ ignore index.
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PIL import Image
 
-from mobilevit_np.image_processing import crop_window, load_image
+from mobilevit_np.image_processing import MobileViTImageProcessor, crop_window, load_image
 from mobilevit_np.layers import interpolate_bilinear
+
+if TYPE_CHECKING:
+    from mobilevit_np.modeling import MobileViTForSemanticSegmentation
 
 OUTSIDE = 255  # label of pixels the model did not see (the semantic_loss_ignore_index)
 
@@ -58,7 +61,9 @@ def post_process_semantic_segmentation(
     ]
 
 
-def mask_at_image_size(logits: np.ndarray, image_size: tuple[int, int], processor) -> np.ndarray:
+def mask_at_image_size(
+    logits: np.ndarray, image_size: tuple[int, int], processor: MobileViTImageProcessor
+) -> np.ndarray:
     """One image's logits (num_labels, h, w) -> (H, W) mask aligned with the original image.
 
     The logits cover the processor's crop of the resized image. Upsample them to the
@@ -81,7 +86,9 @@ def mask_at_image_size(logits: np.ndarray, image_size: tuple[int, int], processo
     return resized.astype(np.int64)
 
 
-def segment_image(model, processor, image: Any) -> np.ndarray:
+def segment_image(
+    model: MobileViTForSemanticSegmentation, processor: MobileViTImageProcessor, image: Any
+) -> np.ndarray:
     """Image (path, PIL image or array) -> (H, W) int64 class mask at the image's own size, in one call."""
     if isinstance(image, (str, os.PathLike)):
         image = load_image(image)

@@ -22,6 +22,7 @@ from mobilevit_np.patches import unfold
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
+    from PIL.Image import Image
 
 # The 21 classes of the apple/deeplabv3-mobilevit-* checkpoints (PASCAL VOC 2012), in label order.
 PASCAL_VOC_LABELS = (
@@ -127,7 +128,7 @@ def attention_map(
 
 
 def plot_attention(
-    image,
+    image: Image | np.ndarray,
     probs: np.ndarray,
     patch_size: int,
     query: tuple[float, float] | None = None,
@@ -233,7 +234,11 @@ def _offset_colours(n: int) -> np.ndarray:
 
 
 def plot_segmentation(
-    image, mask: np.ndarray, id2label: Mapping[int, str] | None = None, alpha: float = 0.6, title: str | None = None
+    image: Image | np.ndarray,
+    mask: np.ndarray,
+    id2label: Mapping[int, str] | None = None,
+    alpha: float = 0.6,
+    title: str | None = None,
 ) -> Figure:
     """The image with its predicted classes painted over it, and a legend of the classes present.
 
