@@ -140,6 +140,9 @@ def _as_label_map(label_map: ImageLike) -> np.ndarray:
         raise ValueError(f"a segmentation map must be a PIL image or a 2-D array of class indices, got {shape}")
     if not np.issubdtype(label_map.dtype, np.integer):
         raise ValueError(f"segmentation maps hold integer class indices, got dtype {label_map.dtype}")
+    if label_map.size and (label_map.min() < 0 or label_map.max() > 255):
+        # Maps are resized through Pillow's 8-bit mode, as transformers' Pillow processor does.
+        raise ValueError(f"segmentation map class indices must lie in 0..255, got {label_map.min()}..{label_map.max()}")
     return label_map[None]
 
 

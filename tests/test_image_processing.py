@@ -300,5 +300,9 @@ def test_bad_segmentation_maps_and_return_tensors():
         p(image, segmentation_maps=Image.new("RGB", (40, 40)))
     with pytest.raises(ValueError, match="integer class indices"):
         p(image, segmentation_maps=np.zeros((40, 40), np.float32))
+    with pytest.raises(ValueError, match=r"class indices must lie in 0\.\.255, got 0\.\.300"):
+        p(image, segmentation_maps=np.where(np.eye(40, dtype=bool), 300, 0).astype(np.int32))
+    with pytest.raises(ValueError, match=r"must lie in 0\.\.255, got -1\.\.0"):
+        p(image, segmentation_maps=-np.eye(40, dtype=np.int64))
     with pytest.raises(ValueError, match="return_tensors must be 'np' or None"), warnings.catch_warnings():
         p(image, return_tensors="pt")
