@@ -180,9 +180,7 @@ class MobileViTConfig:
 
     def save_pretrained(self, folder: str | os.PathLike) -> None:
         os.makedirs(folder, exist_ok=True)
-        with open(os.path.join(folder, "config.json"), "w", encoding="utf-8") as f:
-            json.dump(self.to_dict(), f, indent=2, sort_keys=True)
-            f.write("\n")
+        write_json_file(os.path.join(folder, "config.json"), self.to_dict())
 
 
 # The InitVar above only feeds __init__; on an instance num_labels is always id2label's size.
@@ -196,6 +194,13 @@ def read_json_file(file: str, error: type[Exception]) -> Any:
             return json.load(f)
     except (ValueError, RecursionError) as e:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
         raise error(f"{file} is not valid JSON: {e}") from None
+
+
+def write_json_file(file: str, data: dict[str, Any]) -> None:
+    """Write `data` as transformers does: 2-space indent, sorted keys, a final newline."""
+    with open(file, "w", encoding="utf-8") as f:
+        json.dump(data, f, indent=2, sort_keys=True)
+        f.write("\n")
 
 
 # ---------------------------------------------------------------- field checks

@@ -38,7 +38,6 @@ Which images become RGB, and EXIF orientation (checked against transformers 5.24
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import warnings
@@ -47,7 +46,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from PIL import Image, ImageOps
 
-from mobilevit_np.config import read_json_file
+from mobilevit_np.config import read_json_file, write_json_file
 
 if TYPE_CHECKING:
     from mobilevit_np.modeling import SemanticSegmenterOutput
@@ -436,9 +435,7 @@ class MobileViTImageProcessor:
 
     def save_pretrained(self, folder: str | os.PathLike) -> None:
         os.makedirs(folder, exist_ok=True)
-        with open(os.path.join(folder, PREPROCESSOR_CONFIG), "w", encoding="utf-8") as f:
-            json.dump(self.to_dict(), f, indent=2, sort_keys=True)
-            f.write("\n")
+        write_json_file(os.path.join(folder, PREPROCESSOR_CONFIG), self.to_dict())
 
     def __repr__(self) -> str:
         settings = ", ".join(f"{k}={getattr(self, k)!r}" for k in SETTINGS)

@@ -44,6 +44,21 @@ def test_folder_and_file_paths_and_roundtrip(tmp_path):
     assert written["id2label"] == {"0": "LABEL_0", "1": "LABEL_1", "2": "LABEL_2"}
 
 
+def test_config_and_preprocessor_files_are_written_in_transformers_layout(tmp_path):
+    from mobilevit_np.config import write_json_file
+    from mobilevit_np.image_processing import MobileViTImageProcessor
+
+    write_json_file(str(tmp_path / "small.json"), {"b": 1, "a": [1, 2]})
+    assert (tmp_path / "small.json").read_text() == '{\n  "a": [\n    1,\n    2\n  ],\n  "b": 1\n}\n'
+    MobileViTConfig(num_labels=2).save_pretrained(tmp_path)
+    MobileViTImageProcessor().save_pretrained(tmp_path)
+    for name in ("config.json", "preprocessor_config.json"):
+        text = (tmp_path / name).read_text()
+        assert text.endswith("}\n") and text.startswith('{\n  "')  # 2-space indent, final newline
+        keys = list(json.loads(text))
+        assert keys == sorted(keys), name
+
+
 def test_num_labels_without_id2label():
     assert MobileViTConfig.from_dict({"num_labels": 21}).num_labels == 21
     assert MobileViTConfig(num_labels=0).num_labels == 0
