@@ -119,8 +119,8 @@ def _check_images(paths: list[str]) -> None:
 
 def cmd_classify(args: argparse.Namespace) -> None:
     from mobilevit_np.image_processing import load_image
-    from mobilevit_np.layers import softmax
     from mobilevit_np.modeling import MobileViTForImageClassification
+    from mobilevit_np.postprocess import top_k_classes
 
     if args.top_k < 1:
         raise CLIError(f"--top-k must be at least 1, got {args.top_k}")
@@ -131,11 +131,10 @@ def cmd_classify(args: argparse.Namespace) -> None:
     results = []
     for path in with_progress(args.images):
         logits = model(processor(load_image(path))["pixel_values"]).logits[0]  # (num_labels,)
-        probs = softmax(logits.astype(np.float64))
-        top = np.argsort(-probs, kind="stable")[: args.top_k]
+        top, probs = top_k_classes(logits, args.top_k)
         predictions = [
-            {"rank": r + 1, "index": int(i), "label": labels[int(i)], "probability": float(probs[i])}
-            for r, i in enumerate(top)
+            {"rank": r + 1, "index": int(i), "label": labels[int(i)], "probability": float(p)}
+            for r, (i, p) in enumerate(zip(top, probs, strict=True))
         ]
         results.append({"image": path, "predictions": predictions})
     if args.json:

@@ -1,5 +1,7 @@
-"""From a segmenter's logits to class masks: transformers' post-processing, and masks at the image's own size.
+"""From logits to answers: a classifier's top-k classes, a segmenter's class masks (transformers' rule, or at the
+image's own size).
 
+    indices, probabilities = top_k_classes(classifier(pixel_values).logits[0], k=5)
     outputs = model(processor(image)["pixel_values"])
     masks = post_process_semantic_segmentation(outputs, target_sizes=[(480, 640)])  # like transformers
     mask = segment_image(model, processor, image)      # (H, W) aligned with the image, in one call
@@ -20,12 +22,23 @@ import numpy as np
 from PIL import Image
 
 from mobilevit_np.image_processing import MobileViTImageProcessor, crop_window, load_image
-from mobilevit_np.layers import interpolate_bilinear
+from mobilevit_np.layers import interpolate_bilinear, softmax
 
 if TYPE_CHECKING:
     from mobilevit_np.modeling import MobileViTForSemanticSegmentation
 
 OUTSIDE = 255  # label of pixels the model did not see (the semantic_loss_ignore_index)
+
+
+def top_k_classes(logits: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """One image's logits (num_labels,) -> the k most probable (class indices, probabilities), most probable first.
+
+    The softmax runs in float64, so the probabilities shown do not depend on the model's dtype;
+    equal probabilities keep label order (a stable sort).
+    """
+    probs = softmax(np.asarray(logits).astype(np.float64))
+    top = np.argsort(-probs, kind="stable")[:k]
+    return top, probs[top]
 
 
 def _logits_of(outputs: Any) -> np.ndarray:

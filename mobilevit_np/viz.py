@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from mobilevit_np.layers import softmax
 from mobilevit_np.palette import voc_palette
 from mobilevit_np.patches import unfold
+from mobilevit_np.postprocess import top_k_classes
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -285,17 +285,16 @@ def plot_top_k(logits: np.ndarray, id2label: Mapping[int, str], k: int = 5, titl
         logits = logits[0]
     if logits.ndim != 1:
         raise ValueError(f"logits must be (num_labels,) or (1, num_labels), got shape {logits.shape}")
-    probs = softmax(logits.astype(np.float64))
-    top = np.argsort(-probs, kind="stable")[:k]
+    top, probs = top_k_classes(logits, k)
     names = [id2label.get(int(i), str(i)) for i in top]
 
     fig = _new_figure(6, 0.45 * len(top) + (1.3 if title else 1.0))
     ax = fig.subplots()
-    bars = ax.barh(range(len(top)), probs[top], color="tab:blue")
+    bars = ax.barh(range(len(top)), probs, color="tab:blue")
     ax.set_yticks(range(len(top)), [n if len(n) <= 30 else n[:29] + "…" for n in names])
     ax.invert_yaxis()  # most probable on top
-    ax.bar_label(bars, [f"{p:.1%}" for p in probs[top]], padding=3, fontsize=8)
-    ax.set_xlim(0, probs[top[0]] * 1.25)  # room for the labels
+    ax.bar_label(bars, [f"{p:.1%}" for p in probs], padding=3, fontsize=8)
+    ax.set_xlim(0, probs[0] * 1.25)  # room for the labels
     ax.set_xlabel("probability (softmax of the logits)")
     if title:
         ax.set_title(title)

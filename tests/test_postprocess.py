@@ -10,11 +10,28 @@ from PIL import Image
 
 from mobilevit_np import MobileViTForSemanticSegmentation, MobileViTImageProcessor
 from mobilevit_np.palette import colorize, overlay, voc_palette
-from mobilevit_np.postprocess import OUTSIDE, mask_at_image_size, post_process_semantic_segmentation, segment_image
+from mobilevit_np.postprocess import (
+    OUTSIDE,
+    mask_at_image_size,
+    post_process_semantic_segmentation,
+    segment_image,
+    top_k_classes,
+)
 
 
 def random_logits(shape=(2, 5, 8, 8), seed=0) -> np.ndarray:
     return np.random.RandomState(seed).normal(size=shape).astype(np.float32)
+
+
+def test_top_k_classes_most_probable_first_ties_in_label_order():
+    logits = np.array([0.0, 2.0, 1.0, 2.0, -1.0], dtype=np.float32)
+    top, probs = top_k_classes(logits, 3)
+    np.testing.assert_array_equal(top, [1, 3, 2])  # classes 1 and 3 tie: label order
+    exp = np.exp(logits.astype(np.float64))
+    np.testing.assert_allclose(probs, exp[[1, 3, 2]] / exp.sum(), rtol=1e-15)
+    assert probs.dtype == np.float64  # float64 softmax whatever the model's dtype
+    top, probs = top_k_classes(logits, 10)  # k above num_labels: every class
+    assert list(top) == [1, 3, 2, 0, 4] and abs(probs.sum() - 1) < 1e-15
 
 
 def test_without_target_sizes_argmax_at_logit_resolution():
