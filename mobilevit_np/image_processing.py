@@ -103,6 +103,14 @@ def to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
+def is_channels_first(shape: tuple[int, ...]) -> bool:
+    """Whether an image array of this shape is (C, H, W): 3-D with 1, 3 or 4 first; else (H, W) or (H, W, C).
+
+    When both ends could be channels, as in (3, 4, 3), the first axis wins.
+    """
+    return len(shape) == 3 and shape[0] in CHANNEL_COUNTS
+
+
 def _as_chw(image: ImageLike) -> np.ndarray:
     """One image -> (3, H, W) array: uint8 from files and PIL, the array's own dtype otherwise."""
     if isinstance(image, (str, os.PathLike)):
@@ -117,7 +125,7 @@ def _as_chw(image: ImageLike) -> np.ndarray:
         image = image[None]  # (1, H, W)
     elif image.ndim != 3:
         raise ValueError(f"an image array must be (H, W), (H, W, C) or (C, H, W), got shape {image.shape}")
-    elif image.shape[0] not in CHANNEL_COUNTS:
+    elif not is_channels_first(image.shape):
         if image.shape[2] not in CHANNEL_COUNTS:
             raise ValueError(f"cannot find the channel axis of shape {image.shape}: expected 1, 3 or 4 channels")
         image = image.transpose(2, 0, 1)  # (H, W, C) -> (C, H, W)

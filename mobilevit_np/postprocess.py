@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from PIL import Image
 
-from mobilevit_np.image_processing import MobileViTImageProcessor, crop_window, load_image
+from mobilevit_np.image_processing import MobileViTImageProcessor, crop_window, is_channels_first, load_image
 from mobilevit_np.layers import interpolate_bilinear, softmax
 
 if TYPE_CHECKING:
@@ -112,6 +112,6 @@ def segment_image(
 
 def _array_size(image: np.ndarray) -> tuple[int, int]:
     """(H, W) of an (H, W), (H, W, C) or (C, H, W) array, by the processor's channel rule."""
-    if image.ndim == 3 and image.shape[0] in (1, 3, 4):
+    if is_channels_first(image.shape):
         return image.shape[1], image.shape[2]
     return image.shape[0], image.shape[1]

@@ -12,7 +12,13 @@ import pytest
 from PIL import Image
 
 from mobilevit_np import MobileViTImageProcessor
-from mobilevit_np.image_processing import center_crop, load_image, reduce_labels, shortest_edge_size
+from mobilevit_np.image_processing import (
+    center_crop,
+    is_channels_first,
+    load_image,
+    reduce_labels,
+    shortest_edge_size,
+)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FIXTURES = os.path.join(ROOT, "tests", "fixtures", "processor")
@@ -265,6 +271,23 @@ def test_exif_orientation_applied_for_paths_not_for_pil_images(tmp_path):
     upright = stored.transpose(Image.Transpose.ROTATE_270)
     np.testing.assert_array_equal(p(tmp_path / "rotated.jpg")["pixel_values"], p(upright)["pixel_values"])
     np.testing.assert_array_equal(p(stored)["pixel_values"], p(stored.convert("RGB"))["pixel_values"])
+
+
+@pytest.mark.parametrize(
+    "shape, first",
+    [
+        ((3, 40, 52), True),
+        ((1, 40, 52), True),
+        ((4, 5, 6), True),
+        ((3, 4, 3), True),  # both ends could be channels: the first wins
+        ((40, 52, 3), False),
+        ((5, 6, 7), False),  # neither: not channels first (the processor then names the problem)
+        ((40, 52), False),
+        ((1, 3, 40, 52), False),
+    ],
+)
+def test_channel_axis_rule(shape, first):
+    assert is_channels_first(shape) is first
 
 
 @pytest.mark.parametrize(

@@ -121,6 +121,7 @@ def test_segment_image_in_one_call(make_checkpoint):
     logits = model(processor(image)["pixel_values"]).logits
     np.testing.assert_array_equal(mask, mask_at_image_size(logits, (45, 70), processor))
     np.testing.assert_array_equal(segment_image(model, processor, np.asarray(image)), mask)
+    np.testing.assert_array_equal(segment_image(model, processor, np.asarray(image).transpose(2, 0, 1)), mask)
 
 
 # ---------------------------------------------------------------- colours
