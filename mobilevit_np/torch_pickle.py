@@ -321,8 +321,8 @@ class _Machine:
 # ------------------------------------------------------------------ the file
 
 
-def _archive_prefix(archive: zipfile.ZipFile, source: str) -> str:
-    pickles = [n for n in archive.namelist() if n.endswith("/data.pkl") or n == "data.pkl"]
+def _archive_prefix(names: list[str], source: str) -> str:
+    pickles = [n for n in names if n.endswith("/data.pkl") or n == "data.pkl"]
     if len(pickles) != 1:
         raise WeightsError(f"{source}: not a torch.save archive (expected one data.pkl, found {len(pickles)})")
     return pickles[0][: -len("data.pkl")]
@@ -364,9 +364,9 @@ def _read_record(archive: zipfile.ZipFile, info: zipfile.ZipInfo, source: str, l
         raise WeightsError(f"{source}: corrupt zip archive: record {info.filename} ({type(e).__name__}: {e})") from None
 
 
-def _byteorder(archive: zipfile.ZipFile, prefix: str, source: str) -> str:
+def _byteorder(archive: zipfile.ZipFile, records: set[str], prefix: str, source: str) -> str:
     """ "little" or "big", from the byteorder record (torch >= 2.1 writes one; before, always little)."""
-    if prefix + "byteorder" not in archive.namelist():
+    if prefix + "byteorder" not in records:
         return "little"
     raw = _read_record(archive, archive.getinfo(prefix + "byteorder"), source, limit=16)
     byteorder = raw.decode("ascii", errors="replace").strip()
@@ -417,7 +417,9 @@ def _tensor_array(name: str, tensor: _Tensor, read_storage, source: str) -> np.n
 
 def _load_archive(archive: zipfile.ZipFile, path: str) -> dict[str, np.ndarray]:
     size = os.path.getsize(path)
-    prefix = _archive_prefix(archive, path)
+    names = archive.namelist()  # a new list on every call: read it once, and look records up in a set
+    records = set(names)
+    prefix = _archive_prefix(names, path)
     program = _read_record(archive, archive.getinfo(prefix + "data.pkl"), path, size)
     check_pickle(program, path)  # raises before anything is interpreted
     state_dict = _Machine(path).run(program)
@@ -426,7 +428,7 @@ def _load_archive(archive: zipfile.ZipFile, path: str) -> dict[str, np.ndarray]:
     for name, value in state_dict.items():
         if not (isinstance(name, str) and isinstance(value, _Tensor)):
             raise WeightsError(f"{path}: entry {name!r} is a {type(value).__name__}; a state dict holds named tensors")
-    byteorder = _byteorder(archive, prefix, path)
+    byteorder = _byteorder(archive, records, prefix, path)
     storages: dict[str, tuple[_Storage, np.ndarray]] = {}
 
     def read_storage(storage: _Storage) -> np.ndarray:
@@ -436,7 +438,7 @@ def _load_archive(archive: zipfile.ZipFile, path: str) -> dict[str, np.ndarray]:
                 raise WeightsError(f"{path}: storage {storage.key!r} is declared twice, as {first} and as {storage}")
             return data
         record = f"{prefix}data/{storage.key}"
-        if record not in archive.namelist():
+        if record not in records:
             raise WeightsError(
                 f"{path}: the pickle refers to storage {storage.key!r}, but data record {record} is missing"
             )

@@ -73,6 +73,21 @@ def test_reads_a_torch_style_archive_without_torch(tmp_path):
         np.testing.assert_array_equal(out[name], value)
 
 
+def test_the_archive_listing_is_read_once_not_per_storage(tmp_path, monkeypatch):
+    path = fake_bin(tmp_path / "many.bin", {f"t{i}": np.full(2, i, np.float32) for i in range(20)})
+    calls = []
+    namelist = zipfile.ZipFile.namelist
+
+    def counted(archive):
+        calls.append(archive.filename)
+        return namelist(archive)
+
+    monkeypatch.setattr(zipfile.ZipFile, "namelist", counted)  # builds a new list on every call
+    out = load_torch_pickle(path)
+    assert calls == [path]
+    np.testing.assert_array_equal(out["t7"], [7, 7])
+
+
 def test_missing_data_record(tmp_path):
     path = write_archive(tmp_path / "m.bin", state_dict_pickle(TENSORS), {"0": TENSORS["a.weight"].tobytes()})
     with pytest.raises(WeightsError, match="storage '1', but data record archive/data/1 is missing"):
