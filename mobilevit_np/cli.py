@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, TextIO
 import numpy as np
 
 if TYPE_CHECKING:  # imported lazily below, so that `mobilevit-np --help` starts fast
+    from mobilevit_np.config import MobileViTConfig
     from mobilevit_np.image_processing import MobileViTImageProcessor
     from mobilevit_np.modeling import _Model
 
@@ -67,12 +68,11 @@ class CLIError(Exception):
     """A problem the user can fix; printed as one line."""
 
 
-def checkpoint_head(folder: str) -> str | None:
-    """ "classification" or "segmentation" from config.json's architectures, else from the tensor names."""
-    from mobilevit_np.config import MobileViTConfig
+def checkpoint_head(folder: str, config: MobileViTConfig) -> str | None:
+    """ "classification" or "segmentation" from the folder's config (its architectures), else from the tensor names."""
     from mobilevit_np.safetensors_io import read_header
 
-    architectures = MobileViTConfig.from_pretrained(folder).extra.get("architectures") or []
+    architectures = config.extra.get("architectures") or []
     names = " ".join(architectures)
     if not names and os.path.isfile(os.path.join(folder, "model.safetensors")):
         names = " ".join(read_header(os.path.join(folder, "model.safetensors"))[0])  # header only, no weights
@@ -85,10 +85,11 @@ def checkpoint_head(folder: str) -> str | None:
 
 def load_model(cls: type[_Model], model: str, backend: str = "numpy") -> tuple[_Model, str]:
     """Resolve --model (folder or Hub id), check the checkpoint's head, and load it."""
+    from mobilevit_np.config import MobileViTConfig
     from mobilevit_np.hub import resolve_checkpoint
 
     folder = resolve_checkpoint(model)
-    head = checkpoint_head(folder)
+    head = checkpoint_head(folder, MobileViTConfig.from_pretrained(folder))
     if head is not None and head != cls.head:
         command = "segment" if head == "segmentation" else "classify"
         raise CLIError(f"{model} is a {head} checkpoint; use `{PROG} {command}` for it")
@@ -189,7 +190,7 @@ def cmd_summary(args: argparse.Namespace) -> None:
             raise CLIError(f"unknown model {args.model!r}: not a folder, a Hub id, or one of {', '.join(PRESETS)}")
         folder = resolve_checkpoint(args.model)
         config = MobileViTConfig.from_pretrained(folder)
-        head = args.head or checkpoint_head(folder) or "classification"
+        head = args.head or checkpoint_head(folder, config) or "classification"
         source = f"{args.model} ({head})"
     size = config.image_size if args.image_size is None else args.image_size
     if size < 1:

@@ -154,6 +154,22 @@ def test_summary_finds_the_head_from_tensor_names_without_architectures(tmp_path
     assert "(segmentation)" in result.stdout
 
 
+def test_summary_reads_config_json_once(segmenter, monkeypatch, capsys):
+    import mobilevit_np.config
+    from mobilevit_np.cli import main
+
+    read, reads = mobilevit_np.config.read_json_file, []
+
+    def counted(file, error):
+        reads.append(os.path.basename(file))
+        return read(file, error)
+
+    monkeypatch.setattr(mobilevit_np.config, "read_json_file", counted)
+    assert main(["summary", "--model", str(segmenter)]) == 0
+    assert "(segmentation)" in capsys.readouterr().out  # the head still comes from config.json's architectures
+    assert reads == ["config.json"]
+
+
 # ----------------------------------------------------------------- convert
 
 
