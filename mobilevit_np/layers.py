@@ -190,6 +190,7 @@ def interpolate_bilinear(x: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     y0, y1, wy = _linear_source_index(size[0], x.shape[2], x.dtype)
     x0, x1, wx = _linear_source_index(size[1], x.shape[3], x.dtype)
     wy, wx = wy[:, None], wx[None, :]  # (Ho, 1), (1, Wo)
-    top = x[:, :, y0][:, :, :, x0] * (1 - wx) + x[:, :, y0][:, :, :, x1] * wx  # (B, C, Ho, Wo)
-    bottom = x[:, :, y1][:, :, :, x0] * (1 - wx) + x[:, :, y1][:, :, :, x1] * wx
+    above, below = x[:, :, y0], x[:, :, y1]  # (B, C, Ho, W): the input rows each output row sits between
+    top = above[:, :, :, x0] * (1 - wx) + above[:, :, :, x1] * wx  # (B, C, Ho, Wo)
+    bottom = below[:, :, :, x0] * (1 - wx) + below[:, :, :, x1] * wx
     return top * (1 - wy) + bottom * wy
