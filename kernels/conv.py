@@ -11,6 +11,7 @@ import numpy as np
 from mobilevit_np.kernels.config import kernel
 from mobilevit_np.kernels.elementwise import activate
 from mobilevit_np.kernels.launch import launch
+from mobilevit_np.kernels.workspace import work_array
 from numba import prange
 
 from mobilevit_np.layers import conv_output_size
@@ -147,12 +148,17 @@ def _im2col(x, kernel_size, stride, padding, dilation, cols):
             row[x_hi:] = 0
 
 
-def im2col(x: np.ndarray, kernel: int, stride: int, padding: int, dilation: int) -> np.ndarray:
-    """Kernel windows as columns, x (B, C, H, W) -> (B, C, k*k, Ho, Wo). Twin: layers.im2col."""
+def im2col(x: np.ndarray, kernel: int, stride: int, padding: int, dilation: int, slot: str | None = None) -> np.ndarray:
+    """Kernel windows as columns, x (B, C, H, W) -> (B, C, k*k, Ho, Wo). Twin: layers.im2col.
+
+    With `slot`, the columns are written into that workspace buffer (see workspace.py) and
+    are valid until the slot is used again.
+    """
     batch, channels, height, width = x.shape
     out_h = conv_output_size(height, kernel, stride, padding, dilation)
     out_w = conv_output_size(width, kernel, stride, padding, dilation)
-    cols = np.empty((batch, channels, kernel * kernel, out_h, out_w), x.dtype)
+    shape = (batch, channels, kernel * kernel, out_h, out_w)
+    cols = np.empty(shape, x.dtype) if slot is None else work_array(slot, shape, x.dtype)
     launch(_im2col, cols.size, np.ascontiguousarray(x), kernel, stride, padding, dilation, cols)
     return cols
 
@@ -209,11 +215,14 @@ def dense_conv2d(
     batch, channels, height, width = x.shape
     out_channels, _, k, _ = weight.shape
     padded_h, padded_w = height + 2 * padding, width + 2 * padding
-    padded = np.zeros((batch, channels, padded_h, padded_w), x.dtype)
+    # Both temporaries come from the workspace (reused across calls, see workspace.py).
+    padded = work_array("dense_conv2d.padded", (batch, channels, padded_h, padded_w), x.dtype)
+    padded.fill(0)
     padded[:, :, padding : padding + height, padding : padding + width] = x
     if taps is None:
         taps = tap_major(weight)  # (k*k*O, C)
-    products = np.matmul(taps, padded.reshape(batch, channels, padded_h * padded_w))  # (B, k*k*O, Hp*Wp)
+    products = work_array("dense_conv2d.products", (batch, k * k * out_channels, padded_h * padded_w), x.dtype)
+    np.matmul(taps, padded.reshape(batch, channels, padded_h * padded_w), out=products)  # (B, k*k*O, Hp*Wp)
     if bias is None:
         bias = np.zeros(out_channels, x.dtype)
     out = np.empty((batch, out_channels, height, width), x.dtype)

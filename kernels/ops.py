@@ -17,6 +17,7 @@ from mobilevit_np.kernels.conv import bias_act, dense_conv2d, depthwise_conv2d, 
 from mobilevit_np.kernels.elementwise import NONE, RELU, SILU, activate
 from mobilevit_np.kernels.launch import launch
 from mobilevit_np.kernels.transformer import scaled_softmax, split_heads
+from mobilevit_np.kernels.workspace import recycled_array, work_array
 from numba import prange
 
 from mobilevit_np.activations import get_activation as reference_activation
@@ -94,7 +95,7 @@ def conv_layer(
     elif groups == 1 and stride == 1 and padding * SHIFTED_MAX_PAD_RATIO <= width:
         out = dense_conv2d(x, weight, bias, padding, dilation, fused, taps)
     elif groups == 1:
-        cols = im2col(x, size, stride, padding, dilation)  # (B, C, k*k, Ho, Wo)
+        cols = im2col(x, size, stride, padding, dilation, slot="conv_layer.cols")  # (B, C, k*k, Ho, Wo)
         out_h, out_w = cols.shape[3:]
         out = np.matmul(weight.reshape(out_channels, -1), cols.reshape(batch, -1, out_h * out_w))
         out = bias_act(out.reshape(batch, out_channels, out_h, out_w), bias, fused, channel_axis=1)
@@ -139,8 +140,14 @@ def multi_head_attention(
     head_dim = width // num_heads
     if qkv is None:
         qkv = fuse_qkv(query, key, value)
-    projected = np.matmul(x.reshape(n * length, width), qkv["weight"].T)  # (N*L, 3D)
-    q, k, v = split_heads(projected, qkv["bias"], n, num_heads)  # each (N, heads, L, d), contiguous
-    probs = scaled_softmax(np.matmul(q, k.transpose(0, 1, 3, 2)), 1 / math.sqrt(head_dim))  # (N, heads, L, L)
-    context = np.matmul(probs, v)  # (N, heads, L, d)
-    return context.transpose(0, 2, 1, 3).reshape(n, length, width), probs
+    # The projections and Q, K, V are temporaries: workspace buffers (workspace.py).
+    projected = work_array("attention.projected", (n * length, 3 * width), x.dtype)
+    np.matmul(x.reshape(n * length, width), qkv["weight"].T, out=projected)  # (N*L, 3D)
+    q, k, v = split_heads(projected, qkv["bias"], n, num_heads, slot="attention.heads")  # each (N, heads, L, d)
+    scores = recycled_array((n, num_heads, length, length), x.dtype)  # returned as probs: recycled, not a slot
+    np.matmul(q, k.transpose(0, 1, 3, 2), out=scores)
+    probs = scaled_softmax(scores, 1 / math.sqrt(head_dim))  # (N, heads, L, L)
+    context = np.empty((n, length, width), x.dtype)
+    # Each head's P V lands in its d columns of the (N, L, D) context: no transpose copy afterwards.
+    np.matmul(probs, v, out=context.reshape(n, length, num_heads, head_dim).transpose(0, 2, 1, 3))
+    return context, probs

@@ -10,6 +10,7 @@ import numpy as np
 from mobilevit_np.kernels.config import kernel
 from mobilevit_np.kernels.elementwise import fast_exp
 from mobilevit_np.kernels.launch import launch
+from mobilevit_np.kernels.workspace import work_array
 from numba import prange
 
 
@@ -91,15 +92,19 @@ def _split_heads(projected, bias, length, out):
                     dst[e] = src[base + e] + bias[base + e]
 
 
-def split_heads(projected: np.ndarray, bias: np.ndarray, sequences: int, num_heads: int) -> np.ndarray:
+def split_heads(
+    projected: np.ndarray, bias: np.ndarray, sequences: int, num_heads: int, slot: str | None = None
+) -> np.ndarray:
     """Fused q/k/v projections plus bias, regrouped per head: (N*L, 3D) -> (3, N, heads, L, d), contiguous.
 
     projected[s*L + t, p*D + h*d + e] + bias[p*D + h*d + e] lands in out[p, s, h, t, e], so
     each head's Q, K and V are contiguous (L, d) blocks, as BLAS likes them.
+    With `slot`, the result is written into that workspace buffer (see workspace.py).
     Twin: (projected + bias).reshape(N, L, 3, heads, d).transpose(2, 0, 3, 1, 4).
     """
     rows, width3 = projected.shape
     length, depth = rows // sequences, width3 // 3 // num_heads
-    out = np.empty((3, sequences, num_heads, length, depth), projected.dtype)
+    shape = (3, sequences, num_heads, length, depth)
+    out = np.empty(shape, projected.dtype) if slot is None else work_array(slot, shape, projected.dtype)
     launch(_split_heads, out.size, np.ascontiguousarray(projected), bias, length, out)
     return out
