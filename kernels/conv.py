@@ -11,7 +11,7 @@ import numpy as np
 from mobilevit_np.kernels.config import kernel
 from mobilevit_np.kernels.elementwise import activate
 from mobilevit_np.kernels.launch import launch
-from mobilevit_np.kernels.workspace import work_array
+from mobilevit_np.kernels.workspace import recycled_array, work_array
 from numba import prange
 
 from mobilevit_np.layers import conv_output_size
@@ -116,7 +116,7 @@ def depthwise_conv2d(
     kernel_size = weight.shape[-1]
     out_h = conv_output_size(height, kernel_size, stride, padding, dilation)
     out_w = conv_output_size(width, kernel_size, stride, padding, dilation)
-    out = np.empty((batch, channels, out_h, out_w), x.dtype)
+    out = recycled_array((batch, channels, out_h, out_w), x.dtype)
     if bias is None:
         bias = np.zeros(channels, x.dtype)
     x, weight = np.ascontiguousarray(x), np.ascontiguousarray(weight)
@@ -225,7 +225,7 @@ def dense_conv2d(
     np.matmul(taps, padded.reshape(batch, channels, padded_h * padded_w), out=products)  # (B, k*k*O, Hp*Wp)
     if bias is None:
         bias = np.zeros(out_channels, x.dtype)
-    out = np.empty((batch, out_channels, height, width), x.dtype)
+    out = recycled_array((batch, out_channels, height, width), x.dtype)
     products = products.reshape(batch, k * k, out_channels, padded_h * padded_w)
     launch(_sum_taps, out.size * k * k, products, bias, k, dilation, padded_w, act, out)
     return out

@@ -44,7 +44,7 @@ def _activate_flat(x, act, out):
 
 def fast_silu(x: np.ndarray) -> np.ndarray:
     """SiLU as one parallel pass. Twin: activations.silu."""
-    out = np.empty(x.shape, x.dtype)
+    out = recycled_array(x.shape, x.dtype)
     launch(_activate_flat, out.size, np.ascontiguousarray(x).reshape(-1), SILU, out.reshape(-1))
     return out
 
@@ -88,7 +88,8 @@ def conv_layer(
     groups = channels // group_channels
     padding = (size - 1) // 2 * dilation
     if groups == 1 and size == 1 and stride == 1:
-        out = np.matmul(weight.reshape(out_channels, channels), x.reshape(batch, channels, height * width))
+        out = recycled_array((batch, out_channels, height * width), x.dtype)
+        np.matmul(weight.reshape(out_channels, channels), x.reshape(batch, channels, height * width), out=out)
         out = bias_act(out.reshape(batch, out_channels, height, width), bias, fused, channel_axis=1)
     elif groups == channels == out_channels:
         out = depthwise_conv2d(x, weight, bias, stride, padding, dilation, fused)
@@ -97,7 +98,8 @@ def conv_layer(
     elif groups == 1:
         cols = im2col(x, size, stride, padding, dilation, slot="conv_layer.cols")  # (B, C, k*k, Ho, Wo)
         out_h, out_w = cols.shape[3:]
-        out = np.matmul(weight.reshape(out_channels, -1), cols.reshape(batch, -1, out_h * out_w))
+        out = recycled_array((batch, out_channels, out_h * out_w), x.dtype)
+        np.matmul(weight.reshape(out_channels, -1), cols.reshape(batch, -1, out_h * out_w), out=out)
         out = bias_act(out.reshape(batch, out_channels, out_h, out_w), bias, fused, channel_axis=1)
     else:  # grouped convolutions other than depthwise: not in MobileViT, kept correct
         out = conv2d(x, weight, None, stride, padding, dilation, groups)
@@ -107,7 +109,9 @@ def conv_layer(
 
 def linear(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None = None) -> np.ndarray:
     """x (..., in) @ weight.T + bias -> (..., out) as one matmul over all tokens. Twin: layers.linear."""
-    out = np.matmul(x.reshape(-1, x.shape[-1]), weight.T)  # (tokens, out), C-contiguous
+    tokens = x.reshape(-1, x.shape[-1])
+    out = recycled_array((tokens.shape[0], weight.shape[0]), x.dtype)
+    np.matmul(tokens, weight.T, out=out)  # (tokens, out)
     return bias_act(out, bias, NONE, channel_axis=-1).reshape(*x.shape[:-1], weight.shape[0])
 
 
@@ -147,7 +151,7 @@ def multi_head_attention(
     scores = recycled_array((n, num_heads, length, length), x.dtype)  # returned as probs: recycled, not a slot
     np.matmul(q, k.transpose(0, 1, 3, 2), out=scores)
     probs = scaled_softmax(scores, 1 / math.sqrt(head_dim))  # (N, heads, L, L)
-    context = np.empty((n, length, width), x.dtype)
+    context = recycled_array((n, length, width), x.dtype)
     # Each head's P V lands in its d columns of the (N, L, D) context: no transpose copy afterwards.
     np.matmul(probs, v, out=context.reshape(n, length, num_heads, head_dim).transpose(0, 2, 1, 3))
     return context, probs

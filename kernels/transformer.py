@@ -10,7 +10,7 @@ import numpy as np
 from mobilevit_np.kernels.config import kernel
 from mobilevit_np.kernels.elementwise import fast_exp
 from mobilevit_np.kernels.launch import launch
-from mobilevit_np.kernels.workspace import work_array
+from mobilevit_np.kernels.workspace import recycled_array, work_array
 from numba import prange
 
 
@@ -32,7 +32,7 @@ def _layer_norm(x, weight, bias, eps, inv_width, out):
 def layer_norm(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, eps: float = 1e-5) -> np.ndarray:
     """Normalize each token over its features: x (..., D) -> (..., D). Twin: layers.layer_norm."""
     rows = np.ascontiguousarray(x).reshape(-1, x.shape[-1])
-    out = np.empty_like(rows)
+    out = recycled_array(rows.shape, rows.dtype)
     launch(_layer_norm, out.size, rows, weight, bias, x.dtype.type(eps), x.dtype.type(1 / x.shape[-1]), out)
     return out.reshape(x.shape)
 

@@ -3,9 +3,9 @@
 Allocating every array afresh costs more than it seems. glibc hands memory above its mmap
 threshold (or at the top of a heap that has shrunk) back to the kernel when it is freed,
 so the next call's array starts as untouched pages and pays one page fault per 4 kB
-(NumPy asks for 2 MB pages above 4 MB, which the kernel must zero). Measured on
-mobilevit-small at batch 1: ~2,800 faults and ~5 ms of system time per image; on
-mobilevit-xx-small ~2,900 faults and ~6 ms of a 21 ms call.
+(NumPy asks for 2 MB pages above 4 MB, which the kernel must zero). Measured per call:
+mobilevit-small batch 1 ~2,800 faults, ~5 ms of system time; mobilevit-xx-small ~2,900
+faults, ~6 ms of a 21 ms call; mobilevit-small batch 8 ~4,600 faults, 77-99 ms of 430 ms.
 
 Two kinds of memory, both kept per thread (a model may run in several threads at once):
 
@@ -13,15 +13,20 @@ Two kinds of memory, both kept per thread (a model may run in several threads at
   per-tap products of a dense convolution, im2col's columns, attention's Q/K/V). One
   buffer per named slot, grown when a larger array is asked for. Its contents are valid
   until the same slot is asked for again.
-- recycled_array(...): a result that leaves the primitive (attention probabilities, which
-  the model keeps until the call ends). Buffers are pooled by size; one is handed out again
-  only when nothing refers to it any more (CPython's reference count says so exactly, and
-  every NumPy view of a buffer holds a reference to it), so a result the caller keeps is
-  never overwritten.
+- recycled_array(...): a large result that leaves the primitive (the output of a
+  convolution, linear layer, layer norm or attention, including the attention
+  probabilities the model keeps until the call ends). Buffers are pooled by size; one is
+  handed out again only when nothing refers to it any more (CPython's reference count says
+  so exactly, and every NumPy view of a buffer holds a reference to it), so a result the
+  caller keeps is never overwritten.
 
-Buffers stay allocated while their thread lives, up to MAX_KEPT_BYTES per thread (what
-the largest forward pass needed at once, ~10 MB for mobilevit-small at 256x256); release()
-frees the calling thread's.
+With the slots in use, glibc stops shrinking its heap between calls, which removed the
+faults at batch 1; pooling the results above 32 MB removed most of those at batch 8
+(mobilevit-small batch 8: 459-467 -> 423-433 ms).
+The price is memory kept between calls: buffers stay allocated while their thread lives,
+up to MAX_KEPT_BYTES per thread, as ONNX Runtime's and PyTorch's allocators keep theirs.
+Measured after a few calls: mobilevit-xx-small 5.5 MB, mobilevit-small 9.7 MB, batch 8
+206 MB, the 512x512 segmenter 198 MB. release() frees the calling thread's buffers.
 """
 
 from __future__ import annotations
@@ -32,6 +37,14 @@ import threading
 import numpy as np
 
 MAX_KEPT_BYTES = 512 << 20  # per thread; beyond it arrays are allocated per call and freed as usual
+# Results below this are left to malloc: glibc serves them from its heap, reusing memory just
+# freed (still in cache), once its mmap threshold has grown; 32 MB is as far as it grows, so
+# larger arrays are fresh, faulting pages on every call. Pooling smaller ones measured slower
+# (mobilevit-small batch 1: 256 kB 51.9-57.8 ms, 4 MB 49.8-51.0 ms, 32 MB 48.6-50.8 ms).
+MIN_RECYCLED_BYTES = 32 << 20
+# Pooled buffers per size: a caller keeping many results of one size (outputs of many calls) gets
+# fresh arrays past this, so the pool neither grows without bound nor scans long lists.
+MAX_RECYCLED_PER_SIZE = 8
 
 _local = threading.local()  # per thread: .slots {slot: uint8 buffer}, .pool {nbytes: [uint8 buffer]}, .kept
 
@@ -55,10 +68,12 @@ def work_array(slot: str, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray
 def recycled_array(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
     """An uninitialised C-contiguous array of `shape`, reusing a pooled buffer nothing refers to any more."""
     dtype, nbytes = _size(shape, dtype)
+    if nbytes < MIN_RECYCLED_BYTES:
+        return np.empty(shape, dtype)
     pool = _state().pool.setdefault(nbytes, [])
     buffer = _first_free(pool)
     if buffer is None:
-        buffer = _keep(nbytes)
+        buffer = _keep(nbytes) if len(pool) < MAX_RECYCLED_PER_SIZE else None
         if buffer is None:
             return np.empty(shape, dtype)
         pool.append(buffer)
@@ -90,14 +105,18 @@ def _keep(nbytes: int) -> np.ndarray | None:
 
 
 def _first_free(pool: list[np.ndarray]) -> np.ndarray | None:
-    for buffer in pool:
+    """The free buffer handed out most recently (likeliest still in cache), moved to the end of the pool."""
+    for i in range(len(pool) - 1, -1, -1):
+        buffer = pool[i]
         if sys.getrefcount(buffer) <= _FREE_REFCOUNT:
+            pool.append(pool.pop(i))
             return buffer
     return None
 
 
 def _refcount_of_first(pool: list[np.ndarray]) -> int:
-    for buffer in pool:  # the same loop as _first_free, so the same references are counted
+    for i in range(len(pool) - 1, -1, -1):  # the same access as _first_free, so the same references count
+        buffer = pool[i]
         return sys.getrefcount(buffer)
     raise ValueError("empty pool")
 

@@ -13,7 +13,8 @@ from mobilevit_np.kernels.elementwise import SILU  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
-def fresh_workspace():
+def fresh_workspace(monkeypatch):
+    monkeypatch.setattr(workspace, "MIN_RECYCLED_BYTES", 0)  # pool the tiny arrays of these tests too
     workspace.release()
     yield
     workspace.release()
@@ -52,6 +53,15 @@ def test_recycled_arrays_are_reused_only_once_nothing_refers_to_them():
     del view
     again = workspace.recycled_array((2, 12), np.float32)  # same size, other shape: the freed buffer
     assert again.__array_interface__["data"][0] == address and again.shape == (2, 12)
+
+
+def test_small_results_and_many_kept_results_are_not_pooled(monkeypatch):
+    monkeypatch.setattr(workspace, "MIN_RECYCLED_BYTES", 64)
+    workspace.recycled_array((15,), np.float32)  # 60 bytes: plain np.empty
+    assert 60 not in getattr(workspace._local, "pool", {})
+    held = [workspace.recycled_array((16,), np.float32) for _ in range(workspace.MAX_RECYCLED_PER_SIZE + 3)]
+    assert len(workspace._local.pool[64]) == workspace.MAX_RECYCLED_PER_SIZE  # the rest were not pooled
+    assert len({a.__array_interface__["data"][0] for a in held}) == len(held)
 
 
 def test_nothing_is_kept_beyond_the_per_thread_limit(monkeypatch):
