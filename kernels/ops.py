@@ -31,21 +31,25 @@ from mobilevit_np.model import Activation, Params
 # 32x32) im2col. mobilevit-small per layer (2 threads), im2col -> dense_conv2d:
 # 192->96 at 32x32 3.29 -> 1.75 ms, 256->128 at 16x16 1.57 -> 1.16, 320->160 at 8x8 0.78 -> 0.56.
 SHIFTED_MAX_PAD_RATIO = 8
-_CHUNK = 16384  # elements per parallel task in flat element-wise loops
 
 
 @kernel(parallel=True)
-def _activate_flat(x, act, out):
-    n = x.size
-    for chunk in prange((n + _CHUNK - 1) // _CHUNK):
-        for i in range(chunk * _CHUNK, min(n, (chunk + 1) * _CHUNK)):
-            out[i] = activate(x[i], act)
+def _activate_rows(x, act, out):
+    """out[r, :] = act(x[r, :]) on x, out (R, W)."""
+    rows, width = x.shape
+    for r in prange(rows):
+        src, dst = x[r], out[r]
+        # Rows, not one flat loop in chunks: LLVM vectorized this form only (2x faster, 0.45 vs
+        # 0.88 ms for 1M values; the chunked loop's computed bounds kept it scalar).
+        for i in range(width):
+            dst[i] = activate(src[i], act)
 
 
 def fast_silu(x: np.ndarray) -> np.ndarray:
-    """SiLU as one parallel pass. Twin: activations.silu."""
+    """SiLU as one pass over the rows of the last axis. Twin: activations.silu."""
     out = recycled_array(x.shape, x.dtype)
-    launch(_activate_flat, out.size, np.ascontiguousarray(x).reshape(-1), SILU, out.reshape(-1))
+    rows = np.ascontiguousarray(x).reshape(math.prod(x.shape[:-1]), x.shape[-1])
+    launch(_activate_rows, out.size, rows, SILU, out.reshape(rows.shape))
     return out
 
 
