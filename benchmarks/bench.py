@@ -2,7 +2,7 @@
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/bench.py          # full table
     python benchmarks/bench.py --quick                          # smoke run
-    python benchmarks/bench.py --profile [--model small]        # time per layer type
+    python benchmarks/bench.py --profile [--model small]        # time per layer type (ORT: per operator)
     python benchmarks/bench.py --startup                        # first call cold vs warm cache; peak RSS
 
 All backends run the same random weights (speed does not depend on values), written once
@@ -22,6 +22,7 @@ import argparse
 import collections
 import contextlib
 import importlib.metadata
+import importlib.util
 import json
 import multiprocessing
 import os
@@ -115,6 +116,20 @@ def torch_model(folder: str, head: str, threads: int):
     return transformers.MobileViTForImageClassification.from_pretrained(folder).eval()
 
 
+def onnx_session(onnx_path: str, threads: int, spinning: bool = True, profile_prefix: str | None = None):
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    if not spinning:  # idle pool threads block at once instead of spin-waiting
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    if profile_prefix:
+        options.enable_profiling = True
+        options.profile_file_prefix = profile_prefix
+    return onnxruntime.InferenceSession(onnx_path, options, providers=["CPUExecutionProvider"])
+
+
 def runner(backend: str, case: Case, folder: str, onnx_path: str, threads: int):
     """A function pixel_values -> logits for one backend (imports that backend's runtime)."""
     if backend in OURS:
@@ -135,15 +150,14 @@ def runner(backend: str, case: Case, folder: str, onnx_path: str, threads: int):
                 return model(torch.from_numpy(x)).logits.numpy()
 
         return run
-    import onnxruntime
+    session = onnx_session(onnx_path, threads, spinning=backend != "onnxruntime-nospin")
 
-    options = onnxruntime.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    if backend == "onnxruntime-nospin":  # idle pool threads block at once instead of spin-waiting
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    session = onnxruntime.InferenceSession(onnx_path, options, providers=["CPUExecutionProvider"])
-    return lambda x: session.run(None, {"pixel_values": x})[0]
+    def run(x: np.ndarray) -> np.ndarray:
+        return session.run(None, {"pixel_values": x})[0]
+
+    run.model = None  # profiled through ORT's own profiler (profile_onnx)
+    run.onnx = (onnx_path, threads)
+    return run
 
 
 def export_onnx(case: Case, folder: str, path: str) -> None:
@@ -190,7 +204,8 @@ def serve(conn, backend: str, case: Case, folder: str, onnx_path: str, threads: 
                     times.append((time.perf_counter() - start) * 1e3)
                 conn.send(("ok", times))
             elif command == "profile":
-                conn.send(("ok", profile_model(run.model, x, n)))
+                profiled = profile_model(run.model, x, n) if run.model is not None else profile_onnx(*run.onnx, x, n)
+                conn.send(("ok", profiled))
             else:
                 conn.send(("ok", peak_rss_mb()))
                 return
@@ -339,10 +354,15 @@ def machine_info(threads: int) -> dict:
 
 
 def profile(case: Case, root: str, repeats: int, threads: int) -> None:
-    """Time per primitive type (conv 1x1, depthwise, dense kxk, linear, attention, ...) for both paths."""
+    """Time per primitive type (conv 1x1, depthwise, dense kxk, linear, attention, ...) for both paths,
+    and ONNX Runtime's time per operator type (its own profiler) when it is installed, to compare."""
     folder = write_checkpoint(case, root)
-    for backend in OURS:
-        worker = Worker(backend, case, folder, "", threads, warmup=2)
+    backends = list(OURS)
+    if importlib.util.find_spec("onnxruntime") is not None:
+        backends.append("onnxruntime")
+    onnx_path = start_onnx(case, folder, root) if "onnxruntime" in backends else ""
+    for backend in backends:
+        worker = Worker(backend, case, folder, onnx_path, threads, warmup=2)
         try:
             total, spent = worker.ask("profile", repeats)
         finally:
@@ -351,7 +371,27 @@ def profile(case: Case, root: str, repeats: int, threads: int) -> None:
         for name, ms in sorted(spent.items(), key=lambda kv: -kv[1]):
             print(f"  {name:28s} {ms:8.2f} ms  {100 * ms / total:5.1f} %")
         other = total - sum(spent.values())
-        print(f"  {'other (adds, MLP act, glue)':28s} {other:8.2f} ms  {100 * other / total:5.1f} %")
+        rest = "other (adds, MLP act, glue)" if backend in OURS else "outside operators (session)"
+        print(f"  {rest:28s} {other:8.2f} ms  {100 * other / total:5.1f} %")
+
+
+def profile_onnx(onnx_path: str, threads: int, x: np.ndarray, repeats: int) -> tuple[float, dict[str, float]]:
+    """(ms per call, {ONNX operator type: ms per call}) from ONNX Runtime's profiler (Conv, Gemm, Softmax, ...)."""
+    with tempfile.TemporaryDirectory(prefix="ort-profile-") as folder:
+        session = onnx_session(onnx_path, threads, profile_prefix=os.path.join(folder, "ort"))
+        for _ in range(2):
+            session.run(None, {"pixel_values": x})
+        start = time.perf_counter()
+        for _ in range(repeats):
+            session.run(None, {"pixel_values": x})
+        total = (time.perf_counter() - start) * 1e3 / repeats
+        with open(session.end_profiling()) as f:
+            events = json.load(f)
+    spent: dict[str, float] = collections.defaultdict(float)
+    for event in events:  # one "<node>_kernel_time" event per operator run, dur in microseconds
+        if event.get("cat") == "Node" and event["name"].endswith("_kernel_time"):
+            spent[event["args"]["op_name"]] += event["dur"] / 1e3 / (repeats + 2)
+    return total, dict(spent)
 
 
 def profile_model(model, x: np.ndarray, repeats: int) -> tuple[float, dict[str, float]]:
@@ -467,7 +507,7 @@ def _write_test_image(root: str) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="a short smoke run: two cases, few repeats")
-    parser.add_argument("--profile", action="store_true", help="time per layer type for the NumPy and Numba paths")
+    parser.add_argument("--profile", action="store_true", help="time per layer type (ours) and per operator (ORT)")
     parser.add_argument("--startup", action="store_true", help="first-call time cold vs warm cache, and peak RSS")
     parser.add_argument("--model", default=None, help="only the cases whose label contains this")
     parser.add_argument("--repeats", type=int, default=None, help="timed calls per backend (default 40, quick 5)")
