@@ -68,7 +68,7 @@ def work_array(slot: str, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray
 def recycled_array(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
     """An uninitialised C-contiguous array of `shape`, reusing a pooled buffer nothing refers to any more."""
     dtype, nbytes = _size(shape, dtype)
-    if nbytes < MIN_RECYCLED_BYTES:
+    if nbytes < MIN_RECYCLED_BYTES or _FREE_REFERENCES is None:
         return np.empty(shape, dtype)
     pool = _state().pool.setdefault(nbytes, [])
     buffer = _first_free(pool)
@@ -107,21 +107,27 @@ def _keep(nbytes: int) -> np.ndarray | None:
 def _first_free(pool: list[np.ndarray]) -> np.ndarray | None:
     """The free buffer handed out most recently (likeliest still in cache), moved to the end of the pool."""
     for i in range(len(pool) - 1, -1, -1):
-        buffer = pool[i]
-        if sys.getrefcount(buffer) <= _FREE_REFCOUNT:
-            pool.append(pool.pop(i))
+        if _references(pool, i) <= _FREE_REFERENCES:
+            buffer = pool.pop(i)
+            pool.append(buffer)
             return buffer
     return None
 
 
-def _refcount_of_first(pool: list[np.ndarray]) -> int:
-    for i in range(len(pool) - 1, -1, -1):  # the same access as _first_free, so the same references count
-        buffer = pool[i]
-        return sys.getrefcount(buffer)
-    raise ValueError("empty pool")
+def _references(pool: list[np.ndarray], i: int) -> int:
+    """sys.getrefcount of pool[i] as seen from here: the list's, this frame's, the call's and any others."""
+    buffer = pool[i]
+    return sys.getrefcount(buffer)
 
 
-# References to an unused pooled buffer as _first_free sees them (the pool's list, the loop
-# variable, getrefcount's argument): measured once rather than assumed, since interpreter
-# versions count borrowed references differently.
-_FREE_REFCOUNT = _refcount_of_first([np.empty(0, np.uint8)])
+def _calibrate() -> int | None:
+    """What _references counts for a buffer only the pool holds, measured rather than assumed (interpreter
+    versions count borrowed references differently); None, and no pooling, if one more holder does not
+    show as one more reference."""
+    pool = [np.empty(0, np.uint8)]
+    free = _references(pool, 0)
+    held = pool[0]  # noqa: F841 (a second holder, to see the count move)
+    return free if _references(pool, 0) == free + 1 else None
+
+
+_FREE_REFERENCES = _calibrate()

@@ -105,3 +105,14 @@ def test_results_never_alias_the_workspace():
         ops.multi_head_attention(tokens2, **proj, num_heads=heads)
         np.testing.assert_array_equal(context, kept[0])
         np.testing.assert_array_equal(probs, kept[1])
+
+
+def test_pooling_is_off_when_reference_counts_cannot_be_read(monkeypatch):
+    monkeypatch.setattr(workspace, "_FREE_REFERENCES", None)  # what _calibrate returns if counts do not move
+    first = workspace.recycled_array((8,), np.float32)
+    assert first.base is None  # a plain array of its own, not a view of a pooled buffer
+    assert getattr(workspace._local, "pool", {}) == {}
+
+
+def test_calibration_sees_one_more_holder_as_one_more_reference():
+    assert workspace._calibrate() == workspace._FREE_REFERENCES is not None
