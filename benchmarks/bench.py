@@ -387,10 +387,12 @@ def profile_onnx(onnx_path: str, threads: int, x: np.ndarray, repeats: int) -> t
         total = (time.perf_counter() - start) * 1e3 / repeats
         with open(session.end_profiling()) as f:
             events = json.load(f)
+    # One "model_run" event per call; count operators only from the first timed call on (ts, dur: microseconds).
+    runs = sorted(e["ts"] for e in events if e.get("cat") == "Session" and e["name"] == "model_run")
     spent: dict[str, float] = collections.defaultdict(float)
-    for event in events:  # one "<node>_kernel_time" event per operator run, dur in microseconds
-        if event.get("cat") == "Node" and event["name"].endswith("_kernel_time"):
-            spent[event["args"]["op_name"]] += event["dur"] / 1e3 / (repeats + 2)
+    for event in events:  # one "<node>_kernel_time" event per operator run
+        if event.get("cat") == "Node" and event["name"].endswith("_kernel_time") and event["ts"] >= runs[2]:
+            spent[event["args"]["op_name"]] += event["dur"] / 1e3 / repeats
     return total, dict(spent)
 
 

@@ -7,36 +7,42 @@ so the next call's array starts as untouched pages and pays one page fault per 4
 mobilevit-small batch 1 ~2,800 faults, ~5 ms of system time; mobilevit-xx-small ~2,900
 faults, ~6 ms of a 21 ms call; mobilevit-small batch 8 ~4,600 faults, 77-99 ms of 430 ms.
 
-Two kinds of memory, both kept per thread (a model may run in several threads at once):
+Two ways in, both kept per thread (a model may run in several threads at once):
 
 - work_array(slot, ...): a temporary that dies inside one primitive (the padded input and
   per-tap products of a dense convolution, im2col's columns, attention's Q/K/V). One
-  buffer per named slot, grown when a larger array is asked for. Its contents are valid
-  until the same slot is asked for again.
+  buffer per named slot, grown when a larger array is asked for.
 - recycled_array(...): a large result that leaves the primitive (the output of a
-  convolution, linear layer, layer norm or attention, including the attention
-  probabilities the model keeps until the call ends). Buffers are pooled by size; one is
-  handed out again only when nothing refers to it any more (CPython's reference count says
-  so exactly, and every NumPy view of a buffer holds a reference to it), so a result the
-  caller keeps is never overwritten.
+  convolution, linear layer, layer norm or attention). Up to MAX_RECYCLED_PER_SIZE buffers
+  per byte size.
+
+A buffer is handed out again only once the array last handed out from it, and every view
+of that array, is gone, so nothing a caller keeps is ever overwritten, whatever it holds
+(a reshape, a transpose, a memoryview, a trace record) and even if the fast path runs again
+in the middle of a primitive (a __del__ or gc callback). How it knows: each hand-out is a
+fresh plain-ndarray view of the buffer, whose type is a subclass (_Buffer); NumPy stops
+collapsing a view's base chain where the type changes, so every later view holds that
+hand-out alive, and a weak reference to it says when the last one has gone. If it has not,
+the caller gets a plain new array instead.
 
 With the slots in use, glibc stops shrinking its heap between calls, which removed the
-faults at batch 1; pooling the results above 32 MB removed most of those at batch 8
+faults at batch 1; pooling the results of 32 MB or more removed most of those at batch 8
 (mobilevit-small batch 8: 459-467 -> 423-433 ms).
-The price is memory kept between calls: buffers stay allocated while their thread lives,
-up to MAX_KEPT_BYTES per thread, as ONNX Runtime's and PyTorch's allocators keep theirs.
-Measured after a few calls: mobilevit-xx-small 5.5 MB, mobilevit-small 9.7 MB, batch 8
-206 MB, the 512x512 segmenter 198 MB. release() frees the calling thread's buffers.
+The price is memory kept between calls, per thread, as ONNX Runtime's and PyTorch's
+allocators keep theirs. Measured after a few calls at one input size: mobilevit-xx-small
+5.5 MB, mobilevit-small 9.7 MB, batch 8 206 MB, the 512x512 segmenter 198 MB. Each new
+input size adds its own buffers, up to MAX_KEPT_BYTES per thread; past that, buffers that
+are not in use are dropped to make room. release() frees the calling thread's buffers.
 """
 
 from __future__ import annotations
 
-import sys
 import threading
+import weakref
 
 import numpy as np
 
-MAX_KEPT_BYTES = 512 << 20  # per thread; beyond it arrays are allocated per call and freed as usual
+MAX_KEPT_BYTES = 512 << 20  # per thread; beyond it, free buffers are dropped or arrays allocated per call
 # Results below this are left to malloc: glibc serves them from its heap, reusing memory just
 # freed (still in cache), once its mmap threshold has grown; 32 MB is as far as it grows, so
 # larger arrays are fresh, faulting pages on every call. Pooling smaller ones measured slower
@@ -46,49 +52,83 @@ MIN_RECYCLED_BYTES = 32 << 20
 # fresh arrays past this, so the pool neither grows without bound nor scans long lists.
 MAX_RECYCLED_PER_SIZE = 8
 
-_local = threading.local()  # per thread: .slots {slot: uint8 buffer}, .pool {nbytes: [uint8 buffer]}, .kept
+
+class _Buffer(np.ndarray):
+    """Memory the workspace owns. A type of its own, so views of a hand-out stop at the hand-out."""
+
+
+class _Entry:
+    """One buffer and a weak reference to the array last handed out from it."""
+
+    def __init__(self, nbytes: int) -> None:
+        self.buffer = _Buffer(nbytes, np.uint8)
+        self.handed_out: weakref.ref | None = None
+
+    def free(self) -> bool:
+        return self.handed_out is None or self.handed_out() is None
+
+    def hand_out(self, shape: tuple[int, ...], dtype: np.dtype, nbytes: int) -> np.ndarray:
+        owner = self.buffer[:nbytes].view(np.ndarray)  # base: the _Buffer; later views' bases: owner
+        self.handed_out = weakref.ref(owner)
+        return owner.view(dtype).reshape(shape)
+
+
+class _State(threading.local):
+    def __init__(self) -> None:
+        self.slots: dict[str, _Entry] = {}
+        self.pool: dict[int, list[_Entry]] = {}  # byte size -> entries, most recently handed out last
+        self.kept = 0  # bytes in all entries
+
+
+_state = _State()
 
 
 def work_array(slot: str, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
-    """An uninitialised C-contiguous array of `shape`, from this thread's buffer for `slot`."""
+    """An uninitialised C-contiguous array of `shape`, from this thread's buffer for `slot` when it is free."""
     dtype, nbytes = _size(shape, dtype)
-    slots = _state().slots
-    buffer = slots.get(slot)
-    if buffer is None or buffer.nbytes < nbytes:
-        if buffer is not None:
-            _local.kept -= buffer.nbytes
-            del slots[slot]
-        buffer = _keep(nbytes)
-        if buffer is None:
+    entry = _state.slots.get(slot)
+    if entry is not None and not entry.free():  # still held (by a caller, or an outer call of this thread)
+        return np.empty(shape, dtype)
+    if entry is None or entry.buffer.nbytes < nbytes:
+        if entry is not None:
+            _drop(entry)
+            del _state.slots[slot]
+        entry = _new_entry(nbytes)
+        if entry is None:
             return np.empty(shape, dtype)
-        slots[slot] = buffer
-    return buffer[:nbytes].view(dtype).reshape(shape)
+        _state.slots[slot] = entry
+    return entry.hand_out(shape, dtype, nbytes)
 
 
 def recycled_array(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
-    """An uninitialised C-contiguous array of `shape`, reusing a pooled buffer nothing refers to any more."""
+    """An uninitialised C-contiguous array of `shape`; from 32 MB, in a pooled buffer nothing refers to any more."""
     dtype, nbytes = _size(shape, dtype)
-    if nbytes < MIN_RECYCLED_BYTES or _FREE_REFERENCES is None:
+    if nbytes < MIN_RECYCLED_BYTES:
         return np.empty(shape, dtype)
-    pool = _state().pool.setdefault(nbytes, [])
-    buffer = _first_free(pool)
-    if buffer is None:
-        buffer = _keep(nbytes) if len(pool) < MAX_RECYCLED_PER_SIZE else None
-        if buffer is None:
+    entries = _state.pool.get(nbytes, [])
+    for i in range(len(entries) - 1, -1, -1):  # the one handed out most recently: likeliest still in cache
+        if entries[i].free():
+            entry = entries.pop(i)
+            break
+    else:
+        entry = _new_entry(nbytes) if len(entries) < MAX_RECYCLED_PER_SIZE else None
+        if entry is None:
             return np.empty(shape, dtype)
-        pool.append(buffer)
-    return buffer.view(dtype).reshape(shape)
+    entries.append(entry)
+    _state.pool[nbytes] = entries
+    return entry.hand_out(shape, dtype, nbytes)
 
 
 def release() -> None:
     """Drop the calling thread's buffers (arrays still in use keep their memory until they go)."""
-    _local.__dict__.clear()
+    _state.slots.clear()
+    _state.pool.clear()
+    _state.kept = 0
 
 
-def _state() -> threading.local:
-    if not hasattr(_local, "kept"):
-        _local.slots, _local.pool, _local.kept = {}, {}, 0
-    return _local
+def kept_bytes() -> int:
+    """Bytes of buffers the calling thread keeps between calls."""
+    return _state.kept
 
 
 def _size(shape: tuple[int, ...], dtype: np.dtype) -> tuple[np.dtype, int]:
@@ -96,38 +136,20 @@ def _size(shape: tuple[int, ...], dtype: np.dtype) -> tuple[np.dtype, int]:
     return dtype, int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
 
 
-def _keep(nbytes: int) -> np.ndarray | None:
-    """A new buffer counted against MAX_KEPT_BYTES, or None when the thread already keeps that much."""
-    if _local.kept + nbytes > MAX_KEPT_BYTES:
-        return None
-    _local.kept += nbytes
-    return np.empty(nbytes, np.uint8)
+def _new_entry(nbytes: int) -> _Entry | None:
+    """A new buffer within MAX_KEPT_BYTES (dropping pooled buffers not in use to make room), or None."""
+    if _state.kept + nbytes > MAX_KEPT_BYTES:
+        for size, entries in list(_state.pool.items()):
+            for entry in [e for e in entries if e.free()]:
+                entries.remove(entry)
+                _drop(entry)
+            if not entries:
+                del _state.pool[size]
+        if _state.kept + nbytes > MAX_KEPT_BYTES:
+            return None
+    _state.kept += nbytes
+    return _Entry(nbytes)
 
 
-def _first_free(pool: list[np.ndarray]) -> np.ndarray | None:
-    """The free buffer handed out most recently (likeliest still in cache), moved to the end of the pool."""
-    for i in range(len(pool) - 1, -1, -1):
-        if _references(pool, i) <= _FREE_REFERENCES:
-            buffer = pool.pop(i)
-            pool.append(buffer)
-            return buffer
-    return None
-
-
-def _references(pool: list[np.ndarray], i: int) -> int:
-    """sys.getrefcount of pool[i] as seen from here: the list's, this frame's, the call's and any others."""
-    buffer = pool[i]
-    return sys.getrefcount(buffer)
-
-
-def _calibrate() -> int | None:
-    """What _references counts for a buffer only the pool holds, measured rather than assumed (interpreter
-    versions count borrowed references differently); None, and no pooling, if one more holder does not
-    show as one more reference."""
-    pool = [np.empty(0, np.uint8)]
-    free = _references(pool, 0)
-    held = pool[0]  # noqa: F841 (a second holder, to see the count move)
-    return free if _references(pool, 0) == free + 1 else None
-
-
-_FREE_REFERENCES = _calibrate()
+def _drop(entry: _Entry) -> None:
+    _state.kept -= entry.buffer.nbytes
