@@ -42,7 +42,7 @@ import weakref
 
 import numpy as np
 
-MAX_KEPT_BYTES = 512 << 20  # per thread; beyond it, free buffers are dropped or arrays allocated per call
+MAX_KEPT_BYTES = 256 << 20  # per thread (batch 8 or a 512x512 segmenter needs ~200 MB); then free ones are dropped
 # Results below this are left to malloc: glibc serves them from its heap, reusing memory just
 # freed (still in cache), once its mmap threshold has grown; 32 MB is as far as it grows, so
 # larger arrays are fresh, faulting pages on every call. Pooling smaller ones measured slower
