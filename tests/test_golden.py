@@ -1,4 +1,5 @@
-"""Every golden fixture: our outputs against transformers', float32 and float64, every hidden state."""
+"""Every golden fixture: our outputs against transformers', float32 and float64, every hidden state,
+on the NumPy reference and on the Numba fast path (when numba is installed)."""
 
 from __future__ import annotations
 
@@ -6,21 +7,25 @@ import numpy as np
 import pytest
 from golden import TOLERANCE, Case, case_names, outputs_by_name
 
+from mobilevit_np.backends import numba_available
+
 # Full-size cases whose NumPy forward takes seconds: run with -m slow.
 SLOW = {"small-seg-os16"}
 
 CASES = [pytest.param(name, marks=pytest.mark.slow) if name in SLOW else name for name in case_names()]
+BACKENDS = ["numpy", pytest.param("numba", marks=pytest.mark.skipif(not numba_available(), reason="needs numba"))]
 
 
 def test_fixture_set_is_complete():
     assert len(case_names()) >= 12
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("name", CASES)
-def test_matches_transformers(name: str, dtype: str, record_property):
+def test_matches_transformers(name: str, dtype: str, backend: str, record_property):
     case = Case.load(name)
-    output = case.model(np.dtype(dtype))(case.pixel_values(), output_hidden_states=True)
+    output = case.model(np.dtype(dtype), backend=backend)(case.pixel_values(), output_hidden_states=True)
     ours = outputs_by_name(output)
     assert sorted(ours) == case.output_names(), "outputs differ from the fixture's"
     errors = {out: case.compare(out, ours[out], dtype) for out in case.output_names()}
@@ -31,4 +36,4 @@ def test_matches_transformers(name: str, dtype: str, record_property):
             assert 0.05 <= float(ours[out].std()) <= 20, f"our {out} is degenerate"
     worst = max(errors.values())
     record_property("max_relative_error", worst)
-    print(f"{name} {dtype}: max relative error {worst:.2e} (tolerance {TOLERANCE[dtype]:.0e})")
+    print(f"{name} {dtype} {backend}: max relative error {worst:.2e} (tolerance {TOLERANCE[dtype]:.0e})")
