@@ -13,6 +13,7 @@ the reference to float32 rounding (~1e-6 relative), which tests/test_backend.py 
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -92,23 +93,33 @@ def fold_batch_norm(
     return folded_weight, (conv_bias - mean) * scale + normalization["bias"]
 
 
+def rewrite_tree(params: ParamTree, rewrite: Callable[[dict], dict | None]) -> ParamTree:
+    """A copy of a parameter tree in which each dict node is rewrite(node), or, where that is None,
+    the node with its children rewritten the same way. Arrays are shared, never copied."""
+    if isinstance(params, list):
+        return [rewrite_tree(p, rewrite) for p in params]
+    if not isinstance(params, dict):
+        return params
+    replaced = rewrite(params)
+    return replaced if replaced is not None else {k: rewrite_tree(v, rewrite) for k, v in params.items()}
+
+
 def fold_batch_norms(params: ParamTree) -> ParamTree:
     """A copy of a parameter tree with every {convolution, normalization} pair folded into one conv.
 
     Applied once at load time for the numba backend: conv_layer then receives no
     normalization and a convolution with a bias. Arrays that are not folded are shared.
     """
-    if isinstance(params, list):
-        return [fold_batch_norms(p) for p in params]
-    if not isinstance(params, dict):
-        return params
-    if "convolution" in params and params.get("normalization") is not None:
-        weight, bias = fold_batch_norm(
-            params["convolution"]["weight"], params["convolution"].get("bias"), params["normalization"]
-        )
-        rest = {k: fold_batch_norms(v) for k, v in params.items() if k not in ("convolution", "normalization")}
+
+    def fold(node: dict) -> dict | None:
+        if "convolution" not in node or node.get("normalization") is None:
+            return None
+        conv = node["convolution"]
+        weight, bias = fold_batch_norm(conv["weight"], conv.get("bias"), node["normalization"])
+        rest = {k: fold_batch_norms(v) for k, v in node.items() if k not in ("convolution", "normalization")}
         return {"convolution": {"weight": weight, "bias": bias}, **rest}
-    return {k: fold_batch_norms(v) for k, v in params.items()}
+
+    return rewrite_tree(params, fold)
 
 
 def fuse_attention_projections(params: ParamTree) -> ParamTree:
@@ -117,24 +128,21 @@ def fuse_attention_projections(params: ParamTree) -> ParamTree:
     qkv = {"weight": [Wq; Wk; Wv] (3D, D), "bias": (3D,)}: the numba attention projects with
     one matmul instead of three. query/key/value become views into it (no second copy).
     """
-    if isinstance(params, list):
-        return [fuse_attention_projections(p) for p in params]
-    if not isinstance(params, dict):
-        return params
-    if {"query", "key", "value"} <= params.keys():
+
+    def fuse(node: dict) -> dict | None:
+        if not {"query", "key", "value"} <= node.keys():
+            return None
         from mobilevit_np.kernels.ops import fuse_qkv
 
-        qkv = fuse_qkv(params["query"], params["key"], params["value"])
-        width = params["query"]["weight"].shape[0]
-        views = {
-            name: {
-                "weight": qkv["weight"][i * width : (i + 1) * width],
-                "bias": qkv["bias"][i * width : (i + 1) * width],
-            }
-            for i, name in enumerate(("query", "key", "value"))
-        }
-        return {**params, **views, "qkv": qkv}
-    return {k: fuse_attention_projections(v) for k, v in params.items()}
+        qkv = fuse_qkv(node["query"], node["key"], node["value"])
+        width = node["query"]["weight"].shape[0]
+        views = {}
+        for i, name in enumerate(("query", "key", "value")):
+            rows = slice(i * width, (i + 1) * width)
+            views[name] = {"weight": qkv["weight"][rows], "bias": qkv["bias"][rows]}
+        return {**node, **views, "qkv": qkv}
+
+    return rewrite_tree(params, fuse)
 
 
 def add_conv_taps(params: ParamTree) -> ParamTree:
@@ -143,16 +151,16 @@ def add_conv_taps(params: ParamTree) -> ParamTree:
     taps = the weight (O, C, k, k) as (k*k*O, C), tap-major (kernels.conv.tap_major): the
     layout the numba dense convolution multiplies by, made once instead of per call.
     """
-    if isinstance(params, list):
-        return [add_conv_taps(p) for p in params]
-    if not isinstance(params, dict):
-        return params
-    weight = params.get("weight")
-    if isinstance(weight, np.ndarray) and weight.ndim == 4 and weight.shape[1] > 1 and weight.shape[-1] > 1:
+
+    def add_taps(node: dict) -> dict | None:
+        weight = node.get("weight")
+        if not (isinstance(weight, np.ndarray) and weight.ndim == 4 and weight.shape[1] > 1 and weight.shape[-1] > 1):
+            return None
         from mobilevit_np.kernels.conv import tap_major
 
-        return {**params, "taps": tap_major(weight)}
-    return {k: add_conv_taps(v) for k, v in params.items()}
+        return {**node, "taps": tap_major(weight)}
+
+    return rewrite_tree(params, add_taps)
 
 
 def prepare_params(params: dict, backend: str) -> dict:
