@@ -89,11 +89,12 @@ def load_model(cls: type[_Model], model: str, backend: str = "numpy") -> tuple[_
     from mobilevit_np.hub import resolve_checkpoint
 
     folder = resolve_checkpoint(model)
-    head = checkpoint_head(folder, MobileViTConfig.from_pretrained(folder))
+    config = MobileViTConfig.from_pretrained(folder)
+    head = checkpoint_head(folder, config)
     if head is not None and head != cls.head:
         command = "segment" if head == "segmentation" else "classify"
         raise CLIError(f"{model} is a {head} checkpoint; use `{PROG} {command}` for it")
-    return cls.from_pretrained(folder, backend=backend), folder
+    return cls.from_pretrained(folder, backend=backend, config=config), folder
 
 
 def load_processor(folder: str) -> MobileViTImageProcessor:

@@ -123,6 +123,7 @@ class _PreTrained:
         path: str | os.PathLike,
         dtype: np.dtype | type = np.float32,
         backend: str = "numpy",
+        config: MobileViTConfig | None = None,
         **kwargs: bool,
     ) -> _Model:
         """Load a checkpoint: config.json and its weights, from a local folder or a Hub id ("owner/name").
@@ -131,11 +132,16 @@ class _PreTrained:
         pytorch_model.bin (read by the allowlist reader in torch_pickle.py, never unpickled,
         and converted once to model.safetensors beside it).
         backend: "numpy" (reference), "numba" (fast; needs the `fast` extra) or "auto".
+        config: build with this config instead of the folder's config.json (as transformers'
+        `config=`, e.g. another output_stride); the weights must still fit it.
         """
         cls._check_options("from_pretrained", kwargs)
         backend = resolve_backend(backend)
+        if config is not None and not isinstance(config, MobileViTConfig):
+            raise TypeError(f"config must be a MobileViTConfig, got {type(config).__name__}")
         path = resolve_checkpoint(path)  # a local folder, or the Hub download of an "owner/name" id
-        config = MobileViTConfig.from_pretrained(path)
+        if config is None:
+            config = MobileViTConfig.from_pretrained(path)
         dtype = _float_dtype(dtype)
         expected = cls._expected_shapes(config, **kwargs)
         weights = prepare_state_dict(load_checkpoint_tensors(path), expected, cls.head, dtype, source=path)

@@ -248,3 +248,19 @@ def test_unknown_model_options_are_refused_before_loading(tmp_path):
         MobileViTForImageClassification.from_pretrained(tmp_path / "not-even-there", expand_output=False)
     with pytest.raises(TypeError, match="'expand_outptu' .*it takes expand_output"):
         MobileViTModel.from_config(tiny_config(), {}, expand_outptu=False)
+
+
+def test_from_pretrained_with_a_config_of_ones_own(make_checkpoint, pixel_values):
+    """config= replaces the folder's config.json (as in transformers), e.g. a segmenter at another output stride."""
+    folder = make_checkpoint("segmentation", output_stride=16)
+    at_8 = tiny_config(output_stride=8)
+    model = MobileViTForSemanticSegmentation.from_pretrained(folder, config=at_8)
+    assert model.config.output_stride == 8
+    expected = MobileViTForSemanticSegmentation.from_config(at_8, load_checkpoint_tensors(folder))(pixel_values)
+    np.testing.assert_array_equal(model(pixel_values).logits, expected.logits)
+    assert model(pixel_values).logits.shape[-1] == pixel_values.shape[-1] // 8
+    narrower = tiny_config(output_stride=16, hidden_sizes=[8, 8, 8])
+    with pytest.raises(WeightsError, match="shape"):  # the weights must still fit the config given
+        MobileViTForSemanticSegmentation.from_pretrained(folder, config=narrower)
+    with pytest.raises(TypeError, match="config must be a MobileViTConfig, got dict"):
+        MobileViTForSemanticSegmentation.from_pretrained(folder, config=at_8.to_dict())
