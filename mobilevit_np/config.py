@@ -12,10 +12,13 @@ import dataclasses
 import json
 import math
 import os
+from collections.abc import Callable
 from dataclasses import InitVar, dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from mobilevit_np.activations import ACTIVATIONS
+
+T = TypeVar("T")
 
 SUPPORTED_MODEL_TYPE = "mobilevit"
 PROBLEM_TYPES = (None, "regression", "single_label_classification", "multi_label_classification")
@@ -163,13 +166,7 @@ class MobileViTConfig:
         """Read `path/config.json`, or `path` itself when it is a JSON file."""
         path = os.fspath(path)
         file = os.path.join(path, "config.json") if os.path.isdir(path) else path
-        if not os.path.isfile(file):
-            raise ConfigError(f"config.json not found: {file}")
-        data = read_json_file(file, ConfigError)
-        try:
-            return cls.from_dict(data)
-        except ConfigError as e:
-            raise ConfigError(f"{file}: {e}") from None
+        return read_settings_file(file, "config.json", cls.from_dict, missing=ConfigError, invalid=ConfigError)
 
     def to_dict(self) -> dict[str, Any]:
         """A transformers-compatible dict (id2label keys become strings in JSON)."""
@@ -194,6 +191,23 @@ def read_json_file(file: str, error: type[Exception]) -> Any:
             return json.load(f)
     except (ValueError, RecursionError) as e:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
         raise error(f"{file} is not valid JSON: {e}") from None
+
+
+def read_settings_file(
+    file: str, name: str, build: Callable[[dict], T], missing: type[Exception], invalid: type[Exception]
+) -> T:
+    """build(the JSON in `file`), for config.json and preprocessor_config.json alike.
+
+    Errors name the file: `missing` when it does not exist ("<name> not found: <file>"),
+    `invalid` when it is not JSON or `build` rejects a value (build raises `invalid` itself).
+    """
+    if not os.path.isfile(file):
+        raise missing(f"{name} not found: {file}")
+    data = read_json_file(file, invalid)
+    try:
+        return build(data)
+    except invalid as e:
+        raise invalid(f"{file}: {e}") from None
 
 
 def write_json_file(file: str, data: dict[str, Any]) -> None:

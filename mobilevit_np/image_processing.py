@@ -46,7 +46,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from PIL import Image, ImageOps
 
-from mobilevit_np.config import read_json_file, write_json_file
+from mobilevit_np.config import read_settings_file, write_json_file
 
 if TYPE_CHECKING:
     from mobilevit_np.modeling import SemanticSegmenterOutput
@@ -427,13 +427,9 @@ class MobileViTImageProcessor:
             file = path
         else:
             file = os.path.join(resolve_checkpoint(path), PREPROCESSOR_CONFIG)
-        if not os.path.isfile(file):
-            raise FileNotFoundError(f"{PREPROCESSOR_CONFIG} not found: {file}")
-        data = read_json_file(file, ValueError)
-        try:
-            return cls.from_dict(data)
-        except ValueError as e:
-            raise ValueError(f"{file}: {e}") from None
+        return read_settings_file(
+            file, PREPROCESSOR_CONFIG, cls.from_dict, missing=FileNotFoundError, invalid=ValueError
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """The settings in transformers' current form (as save_pretrained writes them)."""
