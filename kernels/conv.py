@@ -151,8 +151,7 @@ def _im2col(x, kernel_size, stride, padding, dilation, cols):
 def im2col(x: np.ndarray, kernel: int, stride: int, padding: int, dilation: int, slot: str | None = None) -> np.ndarray:
     """Kernel windows as columns, x (B, C, H, W) -> (B, C, k*k, Ho, Wo). Twin: layers.im2col.
 
-    With `slot`, the columns are written into that workspace buffer (see workspace.py) and
-    are valid until the slot is used again.
+    With `slot`, the columns go into that reusable workspace buffer (see workspace.py).
     """
     batch, channels, height, width = x.shape
     out_h = conv_output_size(height, kernel, stride, padding, dilation)
