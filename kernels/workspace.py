@@ -37,6 +37,7 @@ are not in use are dropped to make room. release() frees the calling thread's bu
 
 from __future__ import annotations
 
+import math
 import threading
 import weakref
 
@@ -133,7 +134,7 @@ def kept_bytes() -> int:
 
 def _size(shape: tuple[int, ...], dtype: np.dtype) -> tuple[np.dtype, int]:
     dtype = np.dtype(dtype)
-    return dtype, int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    return dtype, math.prod(shape) * dtype.itemsize
 
 
 def _new_entry(nbytes: int) -> _Entry | None:
