@@ -37,8 +37,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from mobilevit_np import MobileViTConfig
+from mobilevit_np.checkpoints.state_dict import save_checkpoint
 from mobilevit_np.random_weights import random_state_dict
-from mobilevit_np.weights import save_checkpoint
 
 SIZES = {  # /work/shared/data/REFERENCE.md
     "small": dict(hidden_sizes=[144, 192, 240], neck_hidden_sizes=[16, 32, 64, 96, 128, 160, 640], expand_ratio=4.0),

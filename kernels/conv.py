@@ -8,12 +8,12 @@ compare them). Dense and 1x1 convolutions stay matrix products run by NumPy's BL
 from __future__ import annotations
 
 import numpy as np
+from numba import prange
+
 from mobilevit_np.kernels.config import kernel
 from mobilevit_np.kernels.elementwise import activate
 from mobilevit_np.kernels.launch import launch
 from mobilevit_np.kernels.workspace import recycled_array, work_array
-from numba import prange
-
 from mobilevit_np.layers import conv_output_size
 
 

@@ -20,9 +20,10 @@ from __future__ import annotations
 
 import numpy as np
 from llvmlite import ir
-from mobilevit_np.kernels.config import inline_helper
 from numba import types
 from numba.extending import intrinsic, overload
+
+from mobilevit_np.kernels.config import inline_helper
 
 # Activation codes the fused kernels take (an int, so one compiled kernel serves all).
 NONE, SILU, RELU = 0, 1, 2

@@ -12,17 +12,17 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from numba import prange
+
+from mobilevit_np.activations import get_activation as reference_activation
+from mobilevit_np.activations import relu, silu
+from mobilevit_np.backends import fold_batch_norm
 from mobilevit_np.kernels.config import kernel
 from mobilevit_np.kernels.conv import bias_act, dense_conv2d, depthwise_conv2d, im2col
 from mobilevit_np.kernels.elementwise import NONE, RELU, SILU, activate
 from mobilevit_np.kernels.launch import launch
 from mobilevit_np.kernels.transformer import scaled_softmax, split_heads
 from mobilevit_np.kernels.workspace import recycled_array, work_array
-from numba import prange
-
-from mobilevit_np.activations import get_activation as reference_activation
-from mobilevit_np.activations import relu, silu
-from mobilevit_np.backends import fold_batch_norm
 from mobilevit_np.layers import conv2d
 from mobilevit_np.model import Activation, Params
 

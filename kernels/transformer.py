@@ -7,11 +7,12 @@ left to NumPy's BLAS; these kernels do the row-wise passes between them.
 from __future__ import annotations
 
 import numpy as np
+from numba import prange
+
 from mobilevit_np.kernels.config import kernel
 from mobilevit_np.kernels.elementwise import fast_exp
 from mobilevit_np.kernels.launch import launch
 from mobilevit_np.kernels.workspace import recycled_array, work_array
-from numba import prange
 
 
 @kernel(parallel=True)

@@ -1,5 +1,6 @@
 """mobilevit_np: MobileViT in plain NumPy, matching Hugging Face transformers' numbers."""
 
+from mobilevit_np.checkpoints.safetensors_io import WeightsError
 from mobilevit_np.config import ConfigError, MobileViTConfig
 from mobilevit_np.image_processing import MobileViTImageProcessor
 from mobilevit_np.modeling import (
@@ -7,7 +8,6 @@ from mobilevit_np.modeling import (
     MobileViTForSemanticSegmentation,
     MobileViTModel,
 )
-from mobilevit_np.safetensors_io import WeightsError
 
 __version__ = "0.1.0"
 

@@ -70,7 +70,7 @@ class CLIError(Exception):
 
 def checkpoint_head(folder: str, config: MobileViTConfig) -> str | None:
     """ "classification" or "segmentation" from the folder's config (its architectures), else from the tensor names."""
-    from mobilevit_np.safetensors_io import read_header
+    from mobilevit_np.checkpoints.safetensors_io import read_header
 
     architectures = config.extra.get("architectures") or []
     names = " ".join(architectures)
@@ -85,8 +85,8 @@ def checkpoint_head(folder: str, config: MobileViTConfig) -> str | None:
 
 def load_model(cls: type[_Model], model: str, backend: str = "numpy") -> tuple[_Model, str]:
     """Resolve --model (folder or Hub id), check the checkpoint's head, and load it."""
+    from mobilevit_np.checkpoints.hub import resolve_checkpoint
     from mobilevit_np.config import MobileViTConfig
-    from mobilevit_np.hub import resolve_checkpoint
 
     folder = resolve_checkpoint(model)
     config = MobileViTConfig.from_pretrained(folder)
@@ -177,8 +177,8 @@ def cmd_segment(args: argparse.Namespace) -> None:
 
 
 def cmd_summary(args: argparse.Namespace) -> None:
+    from mobilevit_np.checkpoints.hub import is_hub_id, resolve_checkpoint
     from mobilevit_np.config import MobileViTConfig
-    from mobilevit_np.hub import is_hub_id, resolve_checkpoint
     from mobilevit_np.presets import PRESETS, preset_config
     from mobilevit_np.summary import architecture_summary, format_summary
 
@@ -200,7 +200,7 @@ def cmd_summary(args: argparse.Namespace) -> None:
 
 
 def cmd_convert(args: argparse.Namespace) -> None:
-    from mobilevit_np.torch_pickle import convert
+    from mobilevit_np.checkpoints.torch_pickle import convert
 
     if not os.path.isfile(args.source):
         raise CLIError(f"file not found: {args.source}")

@@ -420,7 +420,7 @@ class MobileViTImageProcessor:
     @classmethod
     def from_pretrained(cls, path: str | os.PathLike) -> MobileViTImageProcessor:
         """Read preprocessor_config.json from a checkpoint folder, a JSON file, or a Hub id."""
-        from mobilevit_np.hub import resolve_checkpoint
+        from mobilevit_np.checkpoints.hub import resolve_checkpoint
 
         path = os.fspath(path)
         if os.path.isfile(path):

@@ -19,12 +19,12 @@ import numpy as np
 from mobilevit_np import losses
 from mobilevit_np.architecture import backbone_shapes, parameter_shapes
 from mobilevit_np.backends import get_ops, prepare_params, resolve_backend
+from mobilevit_np.checkpoints.hub import resolve_checkpoint
+from mobilevit_np.checkpoints.state_dict import build_tree, load_checkpoint_tensors, prepare_state_dict
 from mobilevit_np.config import MobileViTConfig
-from mobilevit_np.hub import resolve_checkpoint
 from mobilevit_np.layers import interpolate_bilinear
 from mobilevit_np.model import BackboneResult, backbone, classification_head, expand_and_pool, segmentation_head
 from mobilevit_np.trace import Trace, tracing
-from mobilevit_np.weights import build_tree, load_checkpoint_tensors, prepare_state_dict
 
 # ---------------------------------------------------------------------- outputs
 # hidden_states (output_hidden_states=True): the outputs of encoder layer_1 .. layer_5,

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from mobilevit_np import MobileViTConfig
+from mobilevit_np.checkpoints.state_dict import save_checkpoint
 from mobilevit_np.random_weights import random_state_dict
-from mobilevit_np.weights import save_checkpoint
 
 TINY = dict(
     hidden_sizes=[16, 24, 32],

@@ -16,10 +16,10 @@ from PIL import Image
 
 from mobilevit_np import MobileViTForImageClassification, MobileViTImageProcessor
 from mobilevit_np.architecture import parameter_shapes
+from mobilevit_np.checkpoints.state_dict import save_checkpoint
 from mobilevit_np.cli import Progress
 from mobilevit_np.layers import softmax
 from mobilevit_np.random_weights import random_state_dict
-from mobilevit_np.weights import save_checkpoint
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CATS = os.path.join(ROOT, "examples", "images", "cats.png")
@@ -192,7 +192,7 @@ def test_convert_and_refuse_to_overwrite(tmp_path):
     target = tmp_path / "out.safetensors"
     result = run("convert", source, str(target))
     assert result.returncode == 0 and result.stdout.strip() == f"wrote {target}"
-    from mobilevit_np.safetensors_io import load_safetensors
+    from mobilevit_np.checkpoints.safetensors_io import load_safetensors
 
     np.testing.assert_array_equal(load_safetensors(target)["a.weight"], TENSORS["a.weight"])
     assert_one_line_error(run("convert", source, str(target)), "already exists; pass --force")

@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from test_hostile_bin import tensor_program
 
 from mobilevit_np import WeightsError
-from mobilevit_np.torch_pickle import STORAGE_DTYPES, load_torch_pickle
+from mobilevit_np.checkpoints.torch_pickle import STORAGE_DTYPES, load_torch_pickle
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "100"))
 FUZZ = settings(max_examples=EXAMPLES, deadline=timedelta(seconds=5), suppress_health_check=[HealthCheck.too_slow])

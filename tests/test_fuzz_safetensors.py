@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from safetensors.numpy import save
 
 from mobilevit_np import WeightsError
-from mobilevit_np.safetensors_io import load_safetensors
+from mobilevit_np.checkpoints.safetensors_io import load_safetensors
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "150"))
 VALID = save(

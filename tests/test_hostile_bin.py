@@ -24,8 +24,8 @@ from test_hostile_catalogue import catalogue
 from test_torch_pickle import _str, write_archive
 
 from mobilevit_np import WeightsError
-from mobilevit_np.safetensors_io import load_safetensors
-from mobilevit_np.torch_pickle import UnsafePickleError, load_torch_pickle
+from mobilevit_np.checkpoints.safetensors_io import load_safetensors
+from mobilevit_np.checkpoints.torch_pickle import UnsafePickleError, load_torch_pickle
 
 FIXTURES = Path(__file__).parent / "fixtures" / "bin"
 

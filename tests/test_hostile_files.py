@@ -16,9 +16,9 @@ import pytest
 import safetensors.numpy
 
 from mobilevit_np import cli
-from mobilevit_np.safetensors_io import load_safetensors, write_safetensors
-from mobilevit_np.torch_pickle import convert
-from mobilevit_np.weights import load_checkpoint_tensors
+from mobilevit_np.checkpoints.safetensors_io import load_safetensors, write_safetensors
+from mobilevit_np.checkpoints.state_dict import load_checkpoint_tensors
+from mobilevit_np.checkpoints.torch_pickle import convert
 
 TINY_BIN = Path(__file__).parent / "fixtures" / "bin" / "tiny.bin"
 INTERRUPTIONS = [KeyboardInterrupt(), OSError(28, "No space left on device")]

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from mobilevit_np import MobileViTForImageClassification, MobileViTImageProcessor
-from mobilevit_np.hub import HubError, is_hub_id, resolve_checkpoint
+from mobilevit_np.checkpoints.hub import HubError, is_hub_id, resolve_checkpoint
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CATS = os.path.join(ROOT, "examples", "images", "cats.png")
@@ -77,7 +77,7 @@ def test_hub_id_from_the_offline_cache_end_to_end(make_checkpoint, tmp_path, wei
     pytest.importorskip("huggingface_hub")
     from test_torch_pickle import fake_bin
 
-    from mobilevit_np.safetensors_io import load_safetensors
+    from mobilevit_np.checkpoints.safetensors_io import load_safetensors
 
     folder = make_checkpoint()
     MobileViTImageProcessor(size=72, crop_size=64).save_pretrained(folder)

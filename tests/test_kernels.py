@@ -9,13 +9,12 @@ import pytest
 
 numba = pytest.importorskip("numba")
 
+from mobilevit_np import activations, layers  # noqa: E402
+from mobilevit_np.backends import fold_batch_norm  # noqa: E402
 from mobilevit_np.kernels import ops  # noqa: E402
 from mobilevit_np.kernels.conv import bias_act, dense_conv2d, depthwise_conv2d, im2col, tap_major  # noqa: E402
 from mobilevit_np.kernels.elementwise import NONE, RELU, SILU, fast_exp  # noqa: E402
 from mobilevit_np.kernels.transformer import layer_norm, scaled_softmax, split_heads  # noqa: E402
-
-from mobilevit_np import activations, layers  # noqa: E402
-from mobilevit_np.backends import fold_batch_norm  # noqa: E402
 from mobilevit_np.model import conv_layer  # noqa: E402
 
 TOL = {np.float32: dict(rtol=1e-5, atol=1e-5), np.float64: dict(rtol=1e-10, atol=1e-12)}

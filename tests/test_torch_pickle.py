@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 
 from mobilevit_np import MobileViTForImageClassification, WeightsError
-from mobilevit_np.safetensors_io import load_safetensors
-from mobilevit_np.torch_pickle import UnsafePickleError, convert, load_torch_pickle
-from mobilevit_np.weights import load_checkpoint_tensors
+from mobilevit_np.checkpoints.safetensors_io import load_safetensors
+from mobilevit_np.checkpoints.state_dict import load_checkpoint_tensors
+from mobilevit_np.checkpoints.torch_pickle import UnsafePickleError, convert, load_torch_pickle
 
 # ------------------------------------------------- a torch-free .bin writer
 
@@ -240,7 +240,7 @@ def test_a_checkpoint_shipping_both_files_reads_its_safetensors(tmp_path):
 
 
 def test_unwritable_folder_still_loads(tmp_path, monkeypatch):
-    import mobilevit_np.torch_pickle as tp
+    import mobilevit_np.checkpoints.torch_pickle as tp
 
     def refuse(*args, **kwargs):
         raise PermissionError("read-only file system")

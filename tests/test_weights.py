@@ -16,9 +16,9 @@ from mobilevit_np import (
     MobileViTModel,
     WeightsError,
 )
+from mobilevit_np.checkpoints.safetensors_io import load_safetensors
+from mobilevit_np.checkpoints.state_dict import build_tree, load_checkpoint_tensors
 from mobilevit_np.random_weights import random_state_dict
-from mobilevit_np.safetensors_io import load_safetensors
-from mobilevit_np.weights import build_tree, load_checkpoint_tensors
 
 
 def write_raw_safetensors(path, header: dict, data: bytes) -> None:

@@ -44,10 +44,10 @@ from mobilevit_np import (  # noqa: E402
     MobileViTImageProcessor,
     WeightsError,
 )
+from mobilevit_np.checkpoints.safetensors_io import write_safetensors  # noqa: E402
+from mobilevit_np.checkpoints.state_dict import save_checkpoint  # noqa: E402
+from mobilevit_np.checkpoints.torch_pickle import LEGACY_MAGIC, UnsafePickleError, convert, load_torch_pickle  # noqa: E402
 from mobilevit_np.random_weights import random_state_dict  # noqa: E402
-from mobilevit_np.safetensors_io import write_safetensors  # noqa: E402
-from mobilevit_np.torch_pickle import LEGACY_MAGIC, UnsafePickleError, convert, load_torch_pickle  # noqa: E402
-from mobilevit_np.weights import save_checkpoint  # noqa: E402
 
 DOC = ROOT / "docs" / "errors.md"
 BIN_FIXTURES = ROOT / "tests" / "fixtures" / "bin"

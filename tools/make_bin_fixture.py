@@ -1,6 +1,6 @@
 """Write tests/fixtures/bin/tiny.bin with torch.save, its expected values as tiny.safetensors, and expanded.bin.
 
-The allowlist .bin reader (mobilevit_np/torch_pickle.py) is fuzzed from this file
+The allowlist .bin reader (mobilevit_np/checkpoints/torch_pickle.py) is fuzzed from this file
 (tests/test_fuzz_bin.py) and the hostile-input catalogue (tools/error_catalogue.py)
 builds its broken .bin files by editing it, so neither needs torch. The tensors cover
 what a state dict holds: float32 weights, a transposed view sharing a storage, a row

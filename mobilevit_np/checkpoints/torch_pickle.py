@@ -40,7 +40,7 @@ from typing import Any
 
 import numpy as np
 
-from mobilevit_np.safetensors_io import WeightsError, read_metadata, widen_bfloat16, write_safetensors
+from mobilevit_np.checkpoints.safetensors_io import WeightsError, read_metadata, widen_bfloat16, write_safetensors
 
 BFLOAT16 = "bfloat16"  # marker: stored as uint16, widened to float32 when a tensor is built
 STORAGE_DTYPES = {

@@ -13,8 +13,8 @@ import warnings
 
 import numpy as np
 
+from mobilevit_np.checkpoints.safetensors_io import WeightsError, load_safetensors, write_safetensors
 from mobilevit_np.config import MobileViTConfig
-from mobilevit_np.safetensors_io import WeightsError, load_safetensors, write_safetensors
 
 SAFETENSORS_FILE = "model.safetensors"
 SAFETENSORS_INDEX = "model.safetensors.index.json"
@@ -31,7 +31,7 @@ def load_checkpoint_tensors(folder: str | os.PathLike) -> dict[str, np.ndarray]:
     index = os.path.join(folder, SAFETENSORS_INDEX)
     bin_file = os.path.join(folder, PYTORCH_FILE)
     if os.path.isfile(single):
-        from mobilevit_np.torch_pickle import is_stale_copy, load_and_convert
+        from mobilevit_np.checkpoints.torch_pickle import is_stale_copy, load_and_convert
 
         if is_stale_copy(single, bin_file):
             warnings.warn(f"{bin_file} changed since it was converted to {single}; converting it again", stacklevel=2)
@@ -42,7 +42,7 @@ def load_checkpoint_tensors(folder: str | os.PathLike) -> dict[str, np.ndarray]:
     if os.path.isfile(bin_file):
         # Never pickle.load: the allowlist reader accepts tensors only, and saves
         # model.safetensors beside the .bin so that this happens once (with a warning).
-        from mobilevit_np.torch_pickle import load_and_convert
+        from mobilevit_np.checkpoints.torch_pickle import load_and_convert
 
         return load_and_convert(bin_file)
     raise WeightsError(f"no {SAFETENSORS_FILE} or {SAFETENSORS_INDEX} (or {PYTORCH_FILE}) in {folder}")
