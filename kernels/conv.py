@@ -1,8 +1,24 @@
-"""Convolution kernels: depthwise kxk direct, dense kxk by shifted taps or im2col, fused bias + activation.
+"""Convolutions and linears on blocked feature maps, by register tiles (simd.gemm_tile).
 
-Each kernel has a NumPy twin in mobilevit_np.layers with the same arguments (the tests
-compare them). Dense and 1x1 convolutions stay matrix products run by NumPy's BLAS
-(numba's own np.dot would need SciPy); the kernels do the memory-bound work around them.
+A feature map here is an array (B, CB, Hs, Ws, 16): CB blocks of 16 channels, stored with
+a zero border of `pad` pixels (Hs = H + 2 pad) when a kxk convolution reads it, so no tap
+ever tests for the edge. Kernels take a map as (array, offset of pixel (0, 0) of image 0,
+image stride, block stride, row stride) in elements; a pixel is 16 consecutive floats
+(`pixel` floats for the stem's input, stored (B, Hs, Ws, 3)).
+
+conv2d_tiles computes, for every image b, output row y and group of BLOCKS output blocks,
+tiles of ROWS consecutive output pixels:
+
+    out[b, o, y, x] = bias[o] + sum_{t, c} w[o, c, t] * in[b, c, y*s + dy_t, x*s + dx_t]   (+ residual)
+
+with one tap t = (dy, dx) per kernel offset (a 1x1 convolution has the one tap (0, 0)), and
+the activation applied to each finished tile while it is still in cache. A linear layer on
+tokens is the same kernel: tokens are stored as a map with one row of L pixels per sequence.
+Twins: layers.conv2d (with groups=1) and layers.linear.
+
+Taps that fall entirely outside the image for a whole row or tile are skipped, which matters
+for ASPP's 3x3 convolutions dilated by 12 and 18 on a 32x32 map (most of their taps read the
+zero border at the edges).
 """
 
 from __future__ import annotations
@@ -10,221 +26,124 @@ from __future__ import annotations
 import numpy as np
 from numba import prange
 
-from mobilevit_np.kernels.config import kernel
-from mobilevit_np.kernels.elementwise import activate
-from mobilevit_np.kernels.launch import launch
-from mobilevit_np.kernels.workspace import recycled_array, work_array
-from mobilevit_np.layers import conv_output_size
+from mobilevit_np.kernels.activation import activate_run
+from mobilevit_np.kernels.runtime.jit import helper, kernel
+from mobilevit_np.kernels.simd import LANES, LOAD_INIT, gemm_tile, tile_shape
+
+ROWS, BLOCKS = tile_shape()
 
 
-@kernel(parallel=True)
-def _bias_act_channels(x, bias, act):
-    """In place: x[b, c, :] = act(x[b, c, :] + bias[c]) on x (B, C, S)."""
-    batch, channels, size = x.shape
-    for bc in prange(batch * channels):
-        b, c = bc // channels, bc % channels
-        row = x[b, c]
-        shift = bias[c]
-        for s in range(size):
-            row[s] = activate(row[s] + shift, act)
-
-
-@kernel(parallel=True)
-def _bias_act_rows(x, bias, act):
-    """In place: x[r, :] = act(x[r, :] + bias) on x (R, O)."""
-    rows, width = x.shape
-    for r in prange(rows):
-        row = x[r]
-        for o in range(width):
-            row[o] = activate(row[o] + bias[o], act)
-
-
-def bias_act(x: np.ndarray, bias: np.ndarray | None, act: int, channel_axis: int) -> np.ndarray:
-    """x + bias along `channel_axis` (1 for NCHW maps, -1 for tokens), then activation `act`.
-
-    Works in place on x (a fresh matmul output) and returns it.
-    Twin: activation(x + bias[:, None, None]) / activation(x + bias).
-    """
-    if bias is None:
-        bias = np.zeros(x.shape[channel_axis], x.dtype)
-    if channel_axis == 1:
-        launch(_bias_act_channels, x.size, x.reshape(x.shape[0], x.shape[1], -1), bias, act)
+@helper
+def gemm(rows, blocks, args):
+    """gemm_tile(rows, blocks, args) for 1 <= rows <= ROWS, 1 <= blocks <= BLOCKS chosen at run time."""
+    if blocks == 4:
+        if rows == 6:
+            gemm_tile(6, 4, args)
+        elif rows == 5:
+            gemm_tile(5, 4, args)
+        elif rows == 4:
+            gemm_tile(4, 4, args)
+        elif rows == 3:
+            gemm_tile(3, 4, args)
+        elif rows == 2:
+            gemm_tile(2, 4, args)
+        else:
+            gemm_tile(1, 4, args)
+    elif blocks == 3:
+        if rows == 6:
+            gemm_tile(6, 3, args)
+        elif rows == 5:
+            gemm_tile(5, 3, args)
+        elif rows == 4:
+            gemm_tile(4, 3, args)
+        elif rows == 3:
+            gemm_tile(3, 3, args)
+        elif rows == 2:
+            gemm_tile(2, 3, args)
+        else:
+            gemm_tile(1, 3, args)
+    elif blocks == 2:
+        if rows == 6:
+            gemm_tile(6, 2, args)
+        elif rows == 5:
+            gemm_tile(5, 2, args)
+        elif rows == 4:
+            gemm_tile(4, 2, args)
+        elif rows == 3:
+            gemm_tile(3, 2, args)
+        elif rows == 2:
+            gemm_tile(2, 2, args)
+        else:
+            gemm_tile(1, 2, args)
+    elif rows == 6:
+        gemm_tile(6, 1, args)
+    elif rows == 5:
+        gemm_tile(5, 1, args)
+    elif rows == 4:
+        gemm_tile(4, 1, args)
+    elif rows == 3:
+        gemm_tile(3, 1, args)
+    elif rows == 2:
+        gemm_tile(2, 1, args)
     else:
-        launch(_bias_act_rows, x.size, x.reshape(-1, x.shape[-1]), bias, act)
-    return x
+        gemm_tile(1, 1, args)
 
 
-@kernel(parallel=True)
-def _depthwise(x, weight, bias, stride, padding, dilation, act, out):
-    batch, channels, height, width = x.shape
-    k = weight.shape[-1]
-    out_h, out_w = out.shape[2], out.shape[3]
-    # The zero-padded plane split into stride*stride phases: phase (a, b) holds the padded pixels
-    # (r*stride + a, c*stride + b) at (r, c). Output (y, x) of tap (i, j) reads padded pixel
-    # (y*stride + i*d, x*stride + j*d), which is phase ((i*d) % stride, (j*d) % stride) at
-    # (y + (i*d) // stride, x + (j*d) // stride): the same shift for every output pixel. So with
-    # rows of the phase width, each tap is one long vectorized loop over the flattened output.
-    phase_h = (height + 2 * padding + stride - 1) // stride
-    phase_w = (width + 2 * padding + stride - 1) // stride
-    count = (out_h - 1) * phase_w + out_w  # acc[y * phase_w + x]; columns x >= out_w are unused
-    for bc in prange(batch * channels):
-        b, c = bc // channels, bc % channels
-        phases = np.zeros((stride, stride, phase_h * phase_w), x.dtype)
-        for r in range(height):
-            row_phase, phase_row = (r + padding) % stride, (r + padding) // stride
-            if stride == 1:  # a contiguous copy (the strided one below is not vectorized)
-                start = phase_row * phase_w + padding
-                phases[0, 0, start : start + width] = x[b, c, r]
-                continue
-            for col_phase in range(stride):
-                first = (col_phase - padding) % stride  # first input column in this phase
-                n = (width - first + stride - 1) // stride
-                start = phase_row * phase_w + (first + padding) // stride
-                phases[row_phase, col_phase, start : start + n] = x[b, c, r, first::stride]
-        acc = np.empty(count, x.dtype)
-        acc[:] = bias[c]
-        for i in range(k):
-            for j in range(k):
-                row_phase, row_shift = (i * dilation) % stride, (i * dilation) // stride
-                col_phase, col_shift = (j * dilation) % stride, (j * dilation) // stride
-                shift = row_shift * phase_w + col_shift
-                src = phases[row_phase, col_phase, shift : shift + count]
-                w = weight[c, 0, i, j]
-                for q in range(count):
-                    acc[q] += w * src[q]
-        for y in range(out_h):
-            row, src = out[b, c, y], acc[y * phase_w : y * phase_w + out_w]
-            for q in range(out_w):
-                row[q] = activate(src[q], act)
+@kernel
+def conv2d_tiles(
+    x, x_off, x_sb, x_scb, x_sy, pixel, in_h, in_w, stride, taps, k,
+    w, w_bs, bias, bias_sb,
+    out, o_off, o_sb, o_scb, o_sy, batch, out_h, out_w, out_blocks,
+    residual, r_off, r_sb, flags, act,
+):  # fmt: skip
+    """out (blocked map) = act(conv(x) + bias) or conv(x) + bias + residual; see the module docstring.
 
-
-def depthwise_conv2d(
-    x: np.ndarray,
-    weight: np.ndarray,
-    bias: np.ndarray | None = None,
-    stride: int = 1,
-    padding: int = 0,
-    dilation: int = 1,
-    act: int = 0,
-) -> np.ndarray:
-    """Depthwise convolution with fused bias and activation, computed directly (no im2col).
-
-    x (B, C, H, W), weight (C, 1, k, k), bias (C,) -> (B, C, Ho, Wo).
-    Twin: activation(layers.conv2d(x, weight, bias, stride, padding, dilation, groups=C)).
+    x: input map (strides x_sb, x_scb, x_sy; `pixel` floats per pixel, k input channels,
+       in_h x in_w pixels inside the border), taps (T, 2) int64 (dy, dx) per kernel offset.
+    w: packed (OB, T, k, 16) (engine.pack_conv): w[ob, t, c, l] = weight[ob*16 + l, c, t];
+       w_bs = T * k * 16. bias: (B or 1, OB*16) flat, per image when bias_sb > 0 (ASPP's
+       pooled branch folded in), flags: simd.ADD_BIAS | simd.LOAD_INIT (then `residual`,
+       with out's block and pixel strides, is added).
     """
-    batch, channels, height, width = x.shape
-    kernel_size = weight.shape[-1]
-    out_h = conv_output_size(height, kernel_size, stride, padding, dilation)
-    out_w = conv_output_size(width, kernel_size, stride, padding, dilation)
-    out = recycled_array((batch, channels, out_h, out_w), x.dtype)
-    if bias is None:
-        bias = np.zeros(channels, x.dtype)
-    x, weight = np.ascontiguousarray(x), np.ascontiguousarray(weight)
-    launch(_depthwise, out.size, x, weight, bias, stride, padding, dilation, act, out)
-    return out
+    num_taps = taps.shape[0]
+    groups = (out_blocks + BLOCKS - 1) // BLOCKS
+    for job in prange(groups * batch * out_h):
+        g, by = job // (batch * out_h), job % (batch * out_h)
+        b, y = by // out_h, by % out_h
+        blocks = min(BLOCKS, out_blocks - g * BLOCKS)
+        a_taps = np.empty(num_taps, np.int64)
+        b_taps = np.empty(num_taps, np.int64)
+        for x0 in range(0, out_w, ROWS):
+            rows = min(ROWS, out_w - x0)
+            used = _tile_taps(taps, y * stride, in_h, x0 * stride, (x0 + rows - 1) * stride, in_w, x_sy, pixel, k, a_taps, b_taps)
+            c_off = o_off + b * o_sb + g * BLOCKS * o_scb + y * o_sy + x0 * LANES
+            rr_off = r_off + b * r_sb + g * BLOCKS * o_scb + y * o_sy + x0 * LANES
+            a_off = x_off + b * x_sb + y * stride * x_sy + x0 * stride * pixel
+            args = (
+                x, a_off, stride * pixel, x_scb, 0, a_taps,
+                w, g * BLOCKS * w_bs, b_taps, LANES, w_bs, used, k,
+                out, c_off, LANES, o_scb,
+                residual, rr_off, bias, b * bias_sb + g * BLOCKS * LANES, flags,
+            )  # fmt: skip
+            gemm(rows, blocks, args)
+            if act != 0 and not flags & LOAD_INIT:
+                for j in range(blocks):
+                    activate_run(out, c_off + j * o_scb, rows * LANES, act)
 
 
-@kernel(parallel=True)
-def _im2col(x, kernel_size, stride, padding, dilation, cols):
-    batch, channels, height, width = x.shape
-    k = kernel_size
-    out_h, out_w = cols.shape[3], cols.shape[4]
-    for bct in prange(batch * channels * k * k):
-        b, rest = bct // (channels * k * k), bct % (channels * k * k)
-        c, t = rest // (k * k), rest % (k * k)
-        i, j = t // k, t % k
-        offset = j * dilation - padding
-        x_lo = min(out_w, max(0, (stride - 1 - offset) // stride))
-        x_hi = max(x_lo, min(out_w, (width - 1 - offset) // stride + 1))
-        for y in range(out_h):
-            row = cols[b, c, t, y]
-            iy = y * stride - padding + i * dilation
-            if iy < 0 or iy >= height:
-                row[:] = 0
-                continue
-            row[:x_lo] = 0
-            if x_hi > x_lo:
-                row[x_lo:x_hi] = x[b, c, iy, x_lo * stride + offset : (x_hi - 1) * stride + offset + 1 : stride]
-            row[x_hi:] = 0
+@helper
+def _tile_taps(taps, y_in, in_h, x_first, x_last, in_w, x_sy, pixel, k, a_taps, b_taps):
+    """Fill a_taps / b_taps with the input and weight offsets of the taps this tile needs; return their count.
 
-
-def im2col(x: np.ndarray, kernel: int, stride: int, padding: int, dilation: int, slot: str | None = None) -> np.ndarray:
-    """Kernel windows as columns, x (B, C, H, W) -> (B, C, k*k, Ho, Wo). Twin: layers.im2col.
-
-    With `slot`, the columns go into that reusable workspace buffer (see workspace.py).
+    taps (T, 2): (dy, dx) of each kernel offset; the tile reads input rows y_in + dy and columns
+    x_first + dx .. x_last + dx. A tap reading only the zero border is left out.
     """
-    batch, channels, height, width = x.shape
-    out_h = conv_output_size(height, kernel, stride, padding, dilation)
-    out_w = conv_output_size(width, kernel, stride, padding, dilation)
-    shape = (batch, channels, kernel * kernel, out_h, out_w)
-    cols = np.empty(shape, x.dtype) if slot is None else work_array(slot, shape, x.dtype)
-    launch(_im2col, cols.size, np.ascontiguousarray(x), kernel, stride, padding, dilation, cols)
-    return cols
-
-
-@kernel(parallel=True)
-def _sum_taps(taps, bias, kernel_size, dilation, padded_w, act, out):
-    """out[b, o, y, x] = act(bias[o] + sum over taps (i, j) of taps[b, i*k + j, o, (y + i*d) * padded_w + x + j*d])."""
-    batch, channels, out_h, out_w = out.shape
-    k = kernel_size
-    count = (out_h - 1) * padded_w + out_w  # acc[y * padded_w + x]; columns x >= out_w are unused
-    for bo in prange(batch * channels):
-        b, o = bo // channels, bo % channels
-        acc = np.empty(count, out.dtype)
-        acc[:] = bias[o]
-        for i in range(k):
-            for j in range(k):
-                shift = i * dilation * padded_w + j * dilation
-                src = taps[b, i * k + j, o, shift : shift + count]
-                for q in range(count):  # one long vectorized loop per tap
-                    acc[q] += src[q]
-        for y in range(out_h):
-            row, src = out[b, o, y], acc[y * padded_w : y * padded_w + out_w]
-            for q in range(out_w):
-                row[q] = activate(src[q], act)
-
-
-def tap_major(weight: np.ndarray) -> np.ndarray:
-    """Conv weights (O, C, k, k) -> (k*k*O, C), rows ordered by tap then output channel, contiguous."""
-    out_channels, channels, k, _ = weight.shape
-    return np.ascontiguousarray(weight.transpose(2, 3, 0, 1)).reshape(k * k * out_channels, channels)
-
-
-def dense_conv2d(
-    x: np.ndarray,
-    weight: np.ndarray,
-    bias: np.ndarray | None,
-    padding: int,
-    dilation: int,
-    act: int,
-    taps: np.ndarray | None = None,
-) -> np.ndarray:
-    """A stride-1 dense kxk convolution + bias + activation as one matmul over the padded input, no im2col.
-
-    x (B, C, H, W), weight (O, C, k, k) -> (B, O, H, W) (the padding keeps the size).
-    With the zero-padded planes flattened (rows of Wp = W + 2p), tap (i, j) of output pixel
-    (y, x) reads flat position (y + i*d) * Wp + x + j*d: the same shift for every pixel. So
-    one matmul, weights (k*k*O, C) @ padded input (C, Hp*Wp), gives every tap's
-    contribution at every padded position, and a kernel sums the k*k shifted planes, adds
-    the bias and applies the activation. The matmul is k*k*O rows by C deep (im2col's is O
-    by k*k*C) and does (Hp*Wp)/(H*W) times the work, so this suits padding small against W.
-    `taps` is tap_major(weight), if made once at load time (backends.prepare_params).
-    Twin: activation(layers.conv2d(x, weight, bias, 1, padding, dilation)).
-    """
-    batch, channels, height, width = x.shape
-    out_channels, _, k, _ = weight.shape
-    padded_h, padded_w = height + 2 * padding, width + 2 * padding
-    # Both temporaries come from the workspace (reused across calls, see workspace.py).
-    padded = work_array("dense_conv2d.padded", (batch, channels, padded_h, padded_w), x.dtype)
-    padded.fill(0)
-    padded[:, :, padding : padding + height, padding : padding + width] = x
-    if taps is None:
-        taps = tap_major(weight)  # (k*k*O, C)
-    products = work_array("dense_conv2d.products", (batch, k * k * out_channels, padded_h * padded_w), x.dtype)
-    np.matmul(taps, padded.reshape(batch, channels, padded_h * padded_w), out=products)  # (B, k*k*O, Hp*Wp)
-    if bias is None:
-        bias = np.zeros(out_channels, x.dtype)
-    out = recycled_array((batch, out_channels, height, width), x.dtype)
-    products = products.reshape(batch, k * k, out_channels, padded_h * padded_w)
-    launch(_sum_taps, out.size * k * k, products, bias, k, dilation, padded_w, act, out)
-    return out
+    count = 0
+    for t in range(taps.shape[0]):
+        dy, dx = taps[t, 0], taps[t, 1]
+        if y_in + dy < 0 or y_in + dy >= in_h or x_last + dx < 0 or x_first + dx >= in_w:
+            continue
+        a_taps[count] = dy * x_sy + dx * pixel
+        b_taps[count] = t * k * LANES
+        count += 1
+    return count

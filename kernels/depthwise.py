@@ -1,0 +1,70 @@
+"""Depthwise kxk convolutions on blocked feature maps, by register tiles (simd.depthwise_tile).
+
+    out[b, c, y, x] = act(bias[c] + sum_t w[c, t] * in[b, c, y*s + dy_t, x*s + dx_t])
+
+Each channel is filtered alone, so a block of 16 channels is 16 independent convolutions
+that share every address: one vector multiply-add per tap and pixel, DW_ROWS output pixels
+in registers at a time. The input is stored with a zero border at least as wide as the
+kernel reaches ((k-1)/2 * dilation), so no tap tests for the edge; stride and dilation are
+only the offsets of the taps. Twin: layers.conv2d with groups = channels.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import prange
+
+from mobilevit_np.kernels.activation import activate_run
+from mobilevit_np.kernels.runtime.jit import helper, kernel
+from mobilevit_np.kernels.simd import LANES, depthwise_rows, depthwise_tile
+
+DW_ROWS = depthwise_rows()
+
+
+@helper
+def _tile(rows, args):
+    """depthwise_tile(rows, args) for 1 <= rows <= DW_ROWS chosen at run time."""
+    if rows == 8:
+        depthwise_tile(8, args)
+    elif rows == 7:
+        depthwise_tile(7, args)
+    elif rows == 6:
+        depthwise_tile(6, args)
+    elif rows == 5:
+        depthwise_tile(5, args)
+    elif rows == 4:
+        depthwise_tile(4, args)
+    elif rows == 3:
+        depthwise_tile(3, args)
+    elif rows == 2:
+        depthwise_tile(2, args)
+    else:
+        depthwise_tile(1, args)
+
+
+@kernel
+def depthwise_tiles(
+    x, x_off, x_sb, x_scb, x_sy, stride, taps,
+    w, bias,
+    out, o_off, o_sb, o_scb, o_sy, batch, blocks, out_h, out_w, act,
+):  # fmt: skip
+    """out = act(depthwise(x) + bias) on blocked maps (strides in elements, see conv.py).
+
+    taps (T, 2) int64: (dy, dx) of each kernel offset, dilation included; w packed (CB, T, 16)
+    with w[cb, t, l] = weight[cb*16 + l, 0, t]; bias (CB*16,).
+    """
+    num_taps = taps.shape[0]
+    for job in prange(batch * blocks * out_h):
+        b, rest = job // (blocks * out_h), job % (blocks * out_h)
+        cb, y = rest // out_h, rest % out_h
+        x_taps = np.empty(num_taps, np.int64)
+        for t in range(num_taps):
+            x_taps[t] = taps[t, 0] * x_sy + taps[t, 1] * LANES
+        row_in = x_off + b * x_sb + cb * x_scb + y * stride * x_sy
+        row_out = o_off + b * o_sb + cb * o_scb + y * o_sy
+        for x0 in range(0, out_w, DW_ROWS):
+            rows = min(DW_ROWS, out_w - x0)
+            args = (x, row_in + x0 * stride * LANES, stride * LANES, x_taps, w, cb * num_taps * LANES, num_taps,
+                    bias, cb * LANES, out, row_out + x0 * LANES, LANES)  # fmt: skip
+            _tile(rows, args)
+            activate_run(out, row_out + x0 * LANES, rows * LANES, act)

@@ -1,0 +1,72 @@
+"""Layer norm over each token's channels, and the global average pool, on blocked maps.
+
+Tokens are a blocked map (N, DB, 1, L, 16): token l of sequence n has its D channels in
+16-lane pieces DB blocks apart. Channels past D (the padding of the last block) are zero
+in every token map the engine makes, and `mask` (DB*16,) is 1 on real channels and 0 on
+padding, so sums over whole blocks count only real channels.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import prange
+
+from mobilevit_np.kernels.runtime.jit import helper, kernel
+from mobilevit_np.kernels.simd import LANES
+
+TOKENS_PER_JOB = 16
+
+
+@helper
+def _normalize_token(x, n, l, mask, weight, bias, eps, inv_width, out):
+    """out[n, :, 0, l, :] = (x - mean) / sqrt(var + eps) * weight + bias over the real channels of one token."""
+    blocks = x.shape[1]
+    total = x[n, 0, 0, l, 0] * 0
+    for b in range(blocks):
+        for i in range(LANES):
+            total += x[n, b, 0, l, i]
+    mean = total * inv_width
+    spread = total * 0
+    for b in range(blocks):
+        for i in range(LANES):
+            d = (x[n, b, 0, l, i] - mean) * mask[b * LANES + i]
+            spread += d * d
+    inv = 1 / np.sqrt(spread * inv_width + eps)
+    for b in range(blocks):
+        for i in range(LANES):
+            c = b * LANES + i
+            out[n, b, 0, l, i] = (x[n, b, 0, l, i] - mean) * inv * weight[c] + bias[c]
+
+
+@kernel
+def layer_norm_tokens(x, mask, weight, bias, eps, inv_width, out):
+    """out = layer_norm(x) per token, x and out (N, DB, 1, L, 16); weight, bias (DB*16,) zero on padding.
+
+    Twin: layers.layer_norm.
+    """
+    n_seq, _, _, length, _ = x.shape
+    chunks = (length + TOKENS_PER_JOB - 1) // TOKENS_PER_JOB
+    for job in prange(n_seq * chunks):
+        n, first = job // chunks, job % chunks * TOKENS_PER_JOB
+        for l in range(first, min(first + TOKENS_PER_JOB, length)):
+            _normalize_token(x, n, l, mask, weight, bias, eps, inv_width, out)
+
+
+@kernel
+def global_average_pool(x, x_off, x_sb, x_scb, x_sy, height, width, pooled):
+    """pooled[0, cb, 0, b, :] = mean over the height x width pixels of x[b, cb]. Twin: layers.global_avg_pool.
+
+    pooled (1, CB, 1, B, 16) is a map with the images as pixels: the classifier and ASPP's
+    pooled branch then run on it as 1x1 convolutions.
+    """
+    _, blocks, _, batch, _ = pooled.shape
+    flat = x.reshape(-1)
+    scale = flat[0] * 0 + 1 / (height * width)
+    for job in prange(batch * blocks):
+        b, cb = job // blocks, job % blocks
+        acc = np.zeros(LANES, x.dtype)
+        for y in range(height):
+            row = x_off + b * x_sb + cb * x_scb + y * x_sy
+            for px in range(width):
+                acc += flat[row + px * LANES : row + px * LANES + LANES]
+        pooled[0, cb, 0, b, :] = acc * scale

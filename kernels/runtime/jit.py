@@ -1,0 +1,107 @@
+"""One place for how every kernel is compiled.
+
+FASTMATH lets LLVM reorder and contract float arithmetic (vectorized sums, fused
+multiply-adds, approximate reciprocals) but leaves out "nnan" and "ninf", so LLVM may not
+assume that values are finite: a NaN in the input still shows up in the output as it does
+in the NumPy reference. error_model="numpy" makes a division by zero give inf (as NumPy)
+instead of raising, which also lets LLVM vectorize loops that divide.
+
+Each kernel is built twice from the same Python function: with parallel=True (its prange
+loops spread over numba's threads) and without (prange is range). threads.py decides per
+launch which one runs: one thread, small work, or a process forked from one that already
+used the parallel build (GNU OpenMP cannot run in such a child) take the serial build.
+
+Compiled code is cached on disk (cache=True, in __pycache__ next to each module, or in
+NUMBA_CACHE_DIR): a second process loads the machine code instead of compiling it, and
+says nothing. The first compile in a fresh cache prints one line to stderr. Numba keys
+the cache on each kernel's own source file and on the CPU it compiles for (NUMBA_CPU_NAME
+or the host), so another CPU kind gets code of its own. When no cache directory is
+writable, kernels are compiled in memory instead, with one warning.
+"""
+
+from __future__ import annotations
+
+import sys
+import warnings
+from collections.abc import Callable
+
+import numba
+
+FASTMATH = frozenset({"nsz", "arcp", "contract", "afn", "reassoc"})
+OPTIONS = dict(fastmath=set(FASTMATH), error_model="numpy", nogil=True)
+
+_caching = True  # False once numba has found no writable cache directory (warned once)
+_announced = False
+
+
+class Kernel:
+    """A kernel's two builds; threads.launch picks one per call."""
+
+    def __init__(self, func: Callable) -> None:
+        self.__name__ = func.__name__
+        self.__doc__ = func.__doc__
+        self.py_func = func
+        self.parallel = _compile(func, parallel=True)
+        self.serial = _compile(func, parallel=False)
+
+    def __call__(self, *args):
+        from mobilevit_np.kernels.runtime.threads import launch
+
+        return launch(self, args)
+
+
+def kernel(func: Callable) -> Kernel:
+    """The decorator for every top-level kernel: nopython, cached, FASTMATH, serial + parallel builds."""
+    return Kernel(func)
+
+
+def helper(func: Callable) -> Callable:
+    """Decorator for jitted functions that kernels call (never launched from Python themselves)."""
+    return _compile(func, parallel=False)
+
+
+def _compile(func: Callable, parallel: bool):
+    """numba.njit(cache=True, ...)(func), or without the cache when numba has nowhere to write it."""
+    global _caching
+    if _caching:
+        try:
+            return _announcing(numba.njit(cache=True, parallel=parallel, **OPTIONS)(func))
+        except RuntimeError as e:  # numba: "cannot cache function ...: no locator available for file ..."
+            if "cannot cache" not in str(e):
+                raise
+            _caching = False
+            warnings.warn(
+                "mobilevit_np.kernels: no writable numba cache directory (read-only install, no writable user "
+                "cache); compiling in memory, once per process (set NUMBA_CACHE_DIR to a writable folder to keep it)",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+    return numba.njit(parallel=parallel, **OPTIONS)(func)
+
+
+def _announcing(dispatcher):
+    """The dispatcher, wrapped so that the first compile of the process says once that it happens once."""
+    original = dispatcher.compile
+
+    def compile_once_said(sig):
+        global _announced
+        if not _announced and not dispatcher.overloads:
+            _announced = True
+            if not _cache_has(dispatcher):
+                print(
+                    "mobilevit_np: compiling the fast kernels for this CPU (once; later runs load them from the cache)",
+                    file=sys.stderr,
+                )
+        return original(sig)
+
+    dispatcher.compile = compile_once_said
+    return dispatcher
+
+
+def _cache_has(dispatcher) -> bool:
+    """Whether numba's disk cache already holds some build of this dispatcher (then nothing is compiled)."""
+    try:
+        index = dispatcher._cache._cache_file._load_index()  # {(signature, target key): file}; {} when empty
+    except Exception:  # a cache layout of another numba version: assume a compile
+        return False
+    return bool(index)

@@ -1,0 +1,63 @@
+"""Which build of a kernel runs a launch: on numba's threads, or on the calling thread alone.
+
+- One thread (NUMBA_NUM_THREADS=1, numba.set_num_threads(1), or a pool worker told so)
+  runs the serial build: no parallel region to open and close.
+- Small work (fewer than PARALLEL_MIN_WORK multiply-adds or values) runs serially too:
+  opening a parallel region and waiting for the other threads costs microseconds, more
+  than a small layer takes. The engine passes each launch's work (engine.py).
+- A process forked after the parallel build ran cannot use it: GNU OpenMP aborts the child
+  ("fork() called from a process already using GNU OpenMP"), and a multiprocessing pool
+  with the fork start method then waits forever. After a fork every launch runs the serial
+  build, so fork pools work, one thread per worker (which is what a pool wants anyway).
+- numba's "workqueue" threading layer (its fallback when neither TBB nor OpenMP loads)
+  aborts the process on concurrent parallel launches from several Python threads, so under
+  it parallel launches take a lock; under "omp" and "tbb" they run concurrently.
+
+No BLAS runs on the engine's hot path, so no second thread pool competes for the cores.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+
+import numba
+
+PARALLEL_MIN_WORK = 1 << 16
+
+_forked = False
+_lock = threading.Lock()
+_threadsafe_layer: bool | None = None  # known after the first parallel launch
+
+
+def _after_fork_in_child() -> None:
+    global _forked
+    _forked = True
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def serial_only() -> bool:
+    """True when launches must not open a parallel region (one thread, or a forked child)."""
+    return _forked or numba.get_num_threads() == 1
+
+
+def _layer_is_threadsafe() -> bool:
+    global _threadsafe_layer
+    if _threadsafe_layer is None:
+        try:
+            _threadsafe_layer = numba.threading_layer() != "workqueue"
+        except ValueError:  # no parallel kernel has run yet: the first launch picks the layer
+            return False
+    return _threadsafe_layer
+
+
+def launch(kernel, args: tuple, work: int = PARALLEL_MIN_WORK):
+    """kernel(*args) on the build that suits `work` (multiply-adds or values written) and the process."""
+    if work < PARALLEL_MIN_WORK or serial_only():
+        return kernel.serial(*args)
+    if _layer_is_threadsafe():
+        return kernel.parallel(*args)
+    with _lock:
+        return kernel.parallel(*args)
