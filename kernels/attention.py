@@ -77,9 +77,30 @@ def attention_heads(qkv, num_heads, head_dim, seg_blocks, ctx, probs, want_probs
         for i0 in range(0, length, ROWS):
             rows = min(ROWS, length - i0)
             for jb in range(0, key_blocks, BLOCKS):  # scores[r, j] = sum_c Q[i0 + r, c] K[j, c]
-                operands = (qkv, n * q_sb + i0 * LANES, LANES, scb, h * head_dim, one_tap,
-                            kt, jb * head_dim * LANES, one_tap, LANES, head_dim * LANES, 1, head_dim,
-                            scores, jb * LANES, key_blocks * LANES, LANES, scores, 0, no_bias, 0, 0)  # fmt: skip
+                operands = (
+                    qkv,
+                    n * q_sb + i0 * LANES,
+                    LANES,
+                    scb,
+                    h * head_dim,
+                    one_tap,
+                    kt,
+                    jb * head_dim * LANES,
+                    one_tap,
+                    LANES,
+                    head_dim * LANES,
+                    1,
+                    head_dim,
+                    scores,
+                    jb * LANES,
+                    key_blocks * LANES,
+                    LANES,
+                    scores,
+                    0,
+                    no_bias,
+                    0,
+                    0,
+                )
                 gemm(rows, min(BLOCKS, key_blocks - jb), operands)
             for r in range(rows):
                 inverse[r] = _softmax_row(scores, r, length)
@@ -87,9 +108,30 @@ def attention_heads(qkv, num_heads, head_dim, seg_blocks, ctx, probs, want_probs
                     probs[n, h, i0 + r, :] = scores[r, :length] * inverse[r]
             for cb in range(0, head_blocks, BLOCKS):  # context[i0 + r, c] = sum_j P[r, j] V[j, c]
                 c_off = n * c_sb + (h * head_blocks + cb) * c_scb + i0 * LANES
-                operands = (scores, 0, key_blocks * LANES, LANES, 0, one_tap,
-                            vh, cb * length * LANES, one_tap, LANES, length * LANES, 1, length,
-                            ctx, c_off, LANES, c_scb, ctx, 0, no_bias, 0, 0)  # fmt: skip
+                operands = (
+                    scores,
+                    0,
+                    key_blocks * LANES,
+                    LANES,
+                    0,
+                    one_tap,
+                    vh,
+                    cb * length * LANES,
+                    one_tap,
+                    LANES,
+                    length * LANES,
+                    1,
+                    length,
+                    ctx,
+                    c_off,
+                    LANES,
+                    c_scb,
+                    ctx,
+                    0,
+                    no_bias,
+                    0,
+                    0,
+                )
                 gemm(rows, min(BLOCKS, head_blocks - cb), operands)
             for r in range(rows):
                 for b in range(head_blocks):

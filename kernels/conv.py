@@ -91,11 +91,36 @@ def gemm(rows, blocks, args):
 
 @kernel
 def conv2d_tiles(
-    x, x_off, x_sb, x_scb, x_sy, pixel, in_h, in_w, stride, taps, k,
-    w, w_bs, bias, bias_sb,
-    out, o_off, o_sb, o_scb, o_sy, batch, out_h, out_w, out_blocks,
-    residual, r_off, r_sb, flags, act,
-):  # fmt: skip
+    x,
+    x_off,
+    x_sb,
+    x_scb,
+    x_sy,
+    pixel,
+    in_h,
+    in_w,
+    stride,
+    taps,
+    k,
+    w,
+    w_bs,
+    bias,
+    bias_sb,
+    out,
+    o_off,
+    o_sb,
+    o_scb,
+    o_sy,
+    batch,
+    out_h,
+    out_w,
+    out_blocks,
+    residual,
+    r_off,
+    r_sb,
+    flags,
+    act,
+):
     """out (blocked map) = act(conv(x) + bias) or conv(x) + bias + residual; see the module docstring.
 
     x: input map (strides x_sb, x_scb, x_sy; `pixel` floats per pixel, k input channels,
@@ -115,16 +140,36 @@ def conv2d_tiles(
         b_taps = np.empty(num_taps, np.int64)
         for x0 in range(0, out_w, ROWS):
             rows = min(ROWS, out_w - x0)
-            used = _tile_taps(taps, y * stride, in_h, x0 * stride, (x0 + rows - 1) * stride, in_w, x_sy, pixel, k, a_taps, b_taps)
+            used = _tile_taps(
+                taps, y * stride, in_h, x0 * stride, (x0 + rows - 1) * stride, in_w, x_sy, pixel, k, a_taps, b_taps
+            )
             c_off = o_off + b * o_sb + g * BLOCKS * o_scb + y * o_sy + x0 * LANES
             rr_off = r_off + b * r_sb + g * BLOCKS * o_scb + y * o_sy + x0 * LANES
             a_off = x_off + b * x_sb + y * stride * x_sy + x0 * stride * pixel
             args = (
-                x, a_off, stride * pixel, x_scb, 0, a_taps,
-                w, g * BLOCKS * w_bs, b_taps, LANES, w_bs, used, k,
-                out, c_off, LANES, o_scb,
-                residual, rr_off, bias, b * bias_sb + g * BLOCKS * LANES, flags,
-            )  # fmt: skip
+                x,
+                a_off,
+                stride * pixel,
+                x_scb,
+                0,
+                a_taps,
+                w,
+                g * BLOCKS * w_bs,
+                b_taps,
+                LANES,
+                w_bs,
+                used,
+                k,
+                out,
+                c_off,
+                LANES,
+                o_scb,
+                residual,
+                rr_off,
+                bias,
+                b * bias_sb + g * BLOCKS * LANES,
+                flags,
+            )
             gemm(rows, blocks, args)
             if act != 0 and not flags & LOAD_INIT:
                 for j in range(blocks):

@@ -44,10 +44,26 @@ def _tile(rows, args):
 
 @kernel
 def depthwise_tiles(
-    x, x_off, x_sb, x_scb, x_sy, stride, taps,
-    w, bias,
-    out, o_off, o_sb, o_scb, o_sy, batch, blocks, out_h, out_w, act,
-):  # fmt: skip
+    x,
+    x_off,
+    x_sb,
+    x_scb,
+    x_sy,
+    stride,
+    taps,
+    w,
+    bias,
+    out,
+    o_off,
+    o_sb,
+    o_scb,
+    o_sy,
+    batch,
+    blocks,
+    out_h,
+    out_w,
+    act,
+):
     """out = act(depthwise(x) + bias) on blocked maps (strides in elements, see conv.py).
 
     taps (T, 2) int64: (dy, dx) of each kernel offset, dilation included; w packed (CB, T, 16)
@@ -64,7 +80,19 @@ def depthwise_tiles(
         row_out = o_off + b * o_sb + cb * o_scb + y * o_sy
         for x0 in range(0, out_w, DW_ROWS):
             rows = min(DW_ROWS, out_w - x0)
-            args = (x, row_in + x0 * stride * LANES, stride * LANES, x_taps, w, cb * num_taps * LANES, num_taps,
-                    bias, cb * LANES, out, row_out + x0 * LANES, LANES)  # fmt: skip
+            args = (
+                x,
+                row_in + x0 * stride * LANES,
+                stride * LANES,
+                x_taps,
+                w,
+                cb * num_taps * LANES,
+                num_taps,
+                bias,
+                cb * LANES,
+                out,
+                row_out + x0 * LANES,
+                LANES,
+            )
             _tile(rows, args)
             activate_run(out, row_out + x0 * LANES, rows * LANES, act)

@@ -39,7 +39,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from mobilevit_np.activations import get_activation, relu
-from mobilevit_np.architecture import BATCH_NORM_EPS, encoder_stages
+from mobilevit_np.architecture import encoder_stages
 from mobilevit_np.config import MobileViTConfig
 from mobilevit_np.kernels import pack
 from mobilevit_np.kernels.activation import FUSED, NONE
@@ -50,7 +50,7 @@ from mobilevit_np.kernels.layout import fold_tokens, resize_bilinear, stem_input
 from mobilevit_np.kernels.norm import global_average_pool, layer_norm_tokens
 from mobilevit_np.kernels.runtime.threads import launch
 from mobilevit_np.kernels.simd import ADD_BIAS, LANES, LOAD_INIT
-from mobilevit_np.layers import _linear_source_index, conv_output_size
+from mobilevit_np.layers import _linear_source_index, conv_output_size, fold_batch_norm
 
 MAX_PLANS_PER_THREAD = 4  # input shapes whose buffers a thread keeps (least recently used dropped)
 
@@ -75,24 +75,6 @@ class Conv:
     def reach(self) -> int:
         """How far a tap reaches from the output pixel: the zero border its input needs."""
         return (self.size - 1) // 2 * self.dilation
-
-
-def fold_batch_norm(
-    weight: np.ndarray, bias: np.ndarray | None, normalization: dict[str, np.ndarray], eps: float = BATCH_NORM_EPS
-) -> tuple[np.ndarray, np.ndarray]:
-    """Fold an inference batch norm into the convolution before it.
-
-    conv weight (O, C/g, k, k), conv bias (O,) or None, and the norm's {weight, bias,
-    running_mean, running_var} (each (O,)) -> (weight', bias') such that
-        batch_norm(conv(x, weight, bias)) == conv(x, weight', bias')
-    with scale = norm.weight / sqrt(running_var + eps):
-        weight' = weight * scale[:, None, None, None],  bias' = (bias - running_mean) * scale + norm.bias
-    Twin: layers.batch_norm after layers.conv2d.
-    """
-    mean, var = normalization["running_mean"], normalization["running_var"]
-    scale = normalization["weight"] / np.sqrt(var + weight.dtype.type(eps))  # (O,)
-    conv_bias = np.zeros_like(mean) if bias is None else bias
-    return weight * scale[:, None, None, None], (conv_bias - mean) * scale + normalization["bias"]
 
 
 def pack_conv_layer(
@@ -124,8 +106,12 @@ def pack_linear(p: dict, in_index: np.ndarray, scale: float = 1.0) -> Conv:
     weight, bias = p["weight"] * p["weight"].dtype.type(scale), p.get("bias")
     if bias is not None:
         bias = bias * bias.dtype.type(scale)
-    return Conv(pack.pack_linear(weight, in_index), pack.pack_vector(bias, len(weight), weight.dtype),
-                pack.kernel_taps(1, 1), len(weight))  # fmt: skip
+    return Conv(
+        pack.pack_linear(weight, in_index),
+        pack.pack_vector(bias, len(weight), weight.dtype),
+        pack.kernel_taps(1, 1),
+        len(weight),
+    )
 
 
 def pack_qkv(attention: dict, width: int, num_heads: int) -> Conv:
@@ -262,7 +248,9 @@ class Engine:
         self.activation = get_activation(config.hidden_act)
         # The stem reads the image channels last (layout.stem_input): its input channels are not blocked.
         self.stem = pack_conv_layer(backbone["conv_stem"], stride=2, in_index=np.arange(config.num_channels))
-        self.stages = [self._pack_stage(s, p) for s, p in zip(encoder_stages(config), backbone["encoder"]["layer"], strict=True)]
+        self.stages = [
+            self._pack_stage(s, p) for s, p in zip(encoder_stages(config), backbone["encoder"]["layer"], strict=True)
+        ]
         self.expand = pack_conv_layer(backbone["conv_1x1_exp"]) if "conv_1x1_exp" in backbone else None
         self.classifier = None
         if head == "classification" and params.get("classifier") is not None:
@@ -285,19 +273,23 @@ class Engine:
         if stage.kind == "mobilenet":
             blocks = [self._pack_residual(b, stage.stride if i == 0 else 1) for i, b in enumerate(p["layer"])]
             return {"kind": "mobilenet", "blocks": blocks, "out": stage.out_channels}
-        stride, dilation = stage.downsample
+        stride, dilation = stage.downsample  # output stride 8/16: stride 1 and dilation, as model.mobilevit_block
         width, heads, c = stage.hidden_size, self.config.num_attention_heads, stage.out_channels
         layers = []
         for layer in p["transformer"]["layer"]:
             attention = layer["attention"]
-            layers.append({
-                "before": self._pack_norm(layer["layernorm_before"], width),
-                "qkv": pack_qkv(attention["attention"], width, heads),
-                "out": pack_linear(attention["output"]["dense"], pack.heads_index(width, heads)),
-                "after": self._pack_norm(layer["layernorm_after"], width),
-                "fc1": pack_linear(layer["intermediate"]["dense"], pack.channel_index(width)),
-                "fc2": pack_linear(layer["output"]["dense"], pack.channel_index(int(width * self.config.mlp_ratio))),
-            })  # fmt: skip
+            layers.append(
+                {
+                    "before": self._pack_norm(layer["layernorm_before"], width),
+                    "qkv": pack_qkv(attention["attention"], width, heads),
+                    "out": pack_linear(attention["output"]["dense"], pack.heads_index(width, heads)),
+                    "after": self._pack_norm(layer["layernorm_after"], width),
+                    "fc1": pack_linear(layer["intermediate"]["dense"], pack.channel_index(width)),
+                    "fc2": pack_linear(
+                        layer["output"]["dense"], pack.channel_index(int(width * self.config.mlp_ratio))
+                    ),
+                }
+            )
         return {
             "kind": "mobilevit",
             "down": self._pack_residual(p["downsampling_layer"], stride, dilation),
@@ -325,8 +317,9 @@ class Engine:
         self.aspp_pool = pack_conv_layer(aspp["convs"][4]["conv_1x1"])
         # project(concat(b0..b4)) = W[:, :4A] @ concat(b0..b3) + (W[:, 4A:] @ b4 + bias): the pooled branch
         # b4 is constant over the map, so its part is a per-image bias (computed on the pooled map).
-        self.aspp_project = pack_conv_layer(aspp["project"], in_index=pack.concat_index(*[width] * 4),
-                                            weight_slice=slice(0, 4 * width))  # fmt: skip
+        self.aspp_project = pack_conv_layer(
+            aspp["project"], in_index=pack.concat_index(*[width] * 4), weight_slice=slice(0, 4 * width)
+        )
         self.aspp_pooled_part = pack_conv_layer(aspp["project"], weight_slice=slice(4 * width, 5 * width))
         self.seg_classifier = pack_conv_layer(p["classifier"])
 
@@ -342,7 +335,9 @@ class Engine:
         while len(plans) > MAX_PLANS_PER_THREAD:
             plans.popitem(last=False)
         stem_input(pixel_values, plan.input)
-        return plan.run()
+        made = plan.run()
+        singles = {name: arrays[0] for name, arrays in made.items() if name not in ("hidden_states", "attentions")}
+        return {"hidden_states": made.get("hidden_states", []), "attentions": made.get("attentions", []), **singles}
 
     def _thread_plans(self) -> OrderedDict:
         if not hasattr(self._plans, "cache"):
@@ -366,15 +361,26 @@ class Engine:
             else:
                 x = self._mobilevit_stage(plan, x, stage, out_pad)
             if want_hidden:
-                plan.add(_copy_out, x.interior(), x.channels, Output("hidden_states", (batch, x.channels, x.height, x.width)))
+                plan.add(
+                    _copy_out, x.interior(), x.channels, Output("hidden_states", (batch, x.channels, x.height, x.width))
+                )
         if self.head == "segmentation":
             self._segmentation_head(plan, x)
         else:
             self._expand_and_classify(plan, x)
         return plan
 
-    def _conv(self, plan: Plan, x: Map, conv: Conv, out: Map | None = None, residual: Map | None = None,
-              activation: Callable | None = None, pad: int = 0, image_bias: np.ndarray | None = None) -> Map:  # fmt: skip
+    def _conv(
+        self,
+        plan: Plan,
+        x: Map,
+        conv: Conv,
+        out: Map | None = None,
+        residual: Map | None = None,
+        activation: Callable | None = None,
+        pad: int = 0,
+        image_bias: np.ndarray | None = None,
+    ) -> Map:
         """out = activation(conv(x) + bias) (+ residual); a new map unless `out` is given.
 
         image_bias (B, OB*16) replaces the layer's bias with one per image.
@@ -389,9 +395,29 @@ class Engine:
         x_off, x_sb, x_scb, x_sy = x.strides()
         o_off, o_sb, o_scb, o_sy = out.strides()
         if conv.depthwise:
-            plan.add(depthwise_tiles, x.buffer, x_off, x_sb, x_scb, x_sy, conv.stride, conv.taps, conv.weight,
-                     conv.bias, out.buffer, o_off, o_sb, o_scb, o_sy, batch, out.blocks, out_h, out_w, code,
-                     work=batch * out.blocks * LANES * out_h * out_w * len(conv.taps))  # fmt: skip
+            plan.add(
+                depthwise_tiles,
+                x.buffer,
+                x_off,
+                x_sb,
+                x_scb,
+                x_sy,
+                conv.stride,
+                conv.taps,
+                conv.weight,
+                conv.bias,
+                out.buffer,
+                o_off,
+                o_sb,
+                o_scb,
+                o_sy,
+                batch,
+                out.blocks,
+                out_h,
+                out_w,
+                code,
+                work=batch * out.blocks * LANES * out_h * out_w * len(conv.taps),
+            )
         else:
             flags, r_buffer, r_off, r_sb = ADD_BIAS, out.buffer, 0, 0
             if residual is not None:
@@ -400,11 +426,39 @@ class Engine:
                 r_buffer, (r_off, r_sb, _, _) = residual.buffer, residual.strides()
             k = conv.weight.shape[2]
             bias, bias_sb = (conv.bias, 0) if image_bias is None else (image_bias, image_bias.shape[1])
-            plan.add(conv2d_tiles, x.buffer, x_off, x_sb, x_scb, x_sy, LANES, x.height, x.width, conv.stride, conv.taps,
-                     k, conv.weight, conv.weight.shape[1] * k * LANES, bias, bias_sb,
-                     out.buffer, o_off, o_sb, o_scb, o_sy, batch, out_h, out_w, out.blocks,
-                     r_buffer, r_off, r_sb, flags, code,
-                     work=batch * out_h * out_w * out.blocks * LANES * k * len(conv.taps))  # fmt: skip
+            plan.add(
+                conv2d_tiles,
+                x.buffer,
+                x_off,
+                x_sb,
+                x_scb,
+                x_sy,
+                LANES,
+                x.height,
+                x.width,
+                conv.stride,
+                conv.taps,
+                k,
+                conv.weight,
+                conv.weight.shape[1] * k * LANES,
+                bias,
+                bias_sb,
+                out.buffer,
+                o_off,
+                o_sb,
+                o_scb,
+                o_sy,
+                batch,
+                out_h,
+                out_w,
+                out.blocks,
+                r_buffer,
+                r_off,
+                r_sb,
+                flags,
+                code,
+                work=batch * out_h * out_w * out.blocks * LANES * k * len(conv.taps),
+            )
         if after is not None:
             plan.add(_apply, after, out.interior())
         return out
@@ -418,11 +472,39 @@ class Engine:
         channels = plan.input.shape[3]
         sy = (width + 2) * channels
         o_off, o_sb, o_scb, o_sy = out.strides()
-        plan.add(conv2d_tiles, plan.input, sy + channels, (height + 2) * sy, 0, sy, channels, height, width, 2,
-                 conv.taps, channels, conv.weight, conv.weight.shape[1] * channels * LANES, conv.bias, 0,
-                 out.buffer, o_off, o_sb, o_scb, o_sy, plan.batch, out_h, out_w, out.blocks,
-                 out.buffer, 0, 0, ADD_BIAS, code,
-                 work=plan.batch * out_h * out_w * out.blocks * LANES * channels * 9)  # fmt: skip
+        plan.add(
+            conv2d_tiles,
+            plan.input,
+            sy + channels,
+            (height + 2) * sy,
+            0,
+            sy,
+            channels,
+            height,
+            width,
+            2,
+            conv.taps,
+            channels,
+            conv.weight,
+            conv.weight.shape[1] * channels * LANES,
+            conv.bias,
+            0,
+            out.buffer,
+            o_off,
+            o_sb,
+            o_scb,
+            o_sy,
+            plan.batch,
+            out_h,
+            out_w,
+            out.blocks,
+            out.buffer,
+            0,
+            0,
+            ADD_BIAS,
+            code,
+            work=plan.batch * out_h * out_w * out.blocks * LANES * channels * 9,
+        )
         if after is not None:
             plan.add(_apply, after, out.interior())
         return out
@@ -453,9 +535,15 @@ class Engine:
         # [residual | global], which also is conv_kxk's input: no concatenation copy.
         height = conv_output_size(x.height, 3, down[1].stride, down[1].reach, down[1].dilation)
         width_px = conv_output_size(x.width, 3, down[1].stride, down[1].reach, down[1].dilation)
-        both = Map(plan.buffers.take((plan.batch, 2 * pack.num_blocks(c), height + 2 * fusion.reach,
-                                      width_px + 2 * fusion.reach, LANES)), 2 * pack.num_blocks(c) * LANES,
-                   height, width_px, fusion.reach)  # fmt: skip
+        both = Map(
+            plan.buffers.take(
+                (plan.batch, 2 * pack.num_blocks(c), height + 2 * fusion.reach, width_px + 2 * fusion.reach, LANES)
+            ),
+            2 * pack.num_blocks(c) * LANES,
+            height,
+            width_px,
+            fusion.reach,
+        )
         residual = Map(both.buffer, c, height, width_px, fusion.reach, 0)
         self._inverted_residual(plan, x, down, out=residual)
         plan.buffers.give(x)
@@ -509,8 +597,25 @@ class Engine:
         x0, x1, wx = _linear_source_index(width, x.width, np.dtype(np.float32))
         x_off, x_sb, x_scb, x_sy = x.strides()
         o_off, o_sb, o_scb, o_sy = out.strides()
-        plan.add(resize_bilinear, x.buffer, x_off, x_sb, x_scb, x_sy, out.buffer, o_off, o_sb, o_scb, o_sy,
-                 y0, y1, wy, x0, x1, wx)  # fmt: skip
+        plan.add(
+            resize_bilinear,
+            x.buffer,
+            x_off,
+            x_sb,
+            x_scb,
+            x_sy,
+            out.buffer,
+            o_off,
+            o_sb,
+            o_scb,
+            o_sy,
+            y0,
+            y1,
+            wy,
+            x0,
+            x1,
+            wx,
+        )
         return out
 
     def _layer_norm(self, plan: Plan, tokens: Map, norm: tuple) -> Map:
@@ -526,9 +631,22 @@ class Engine:
         n, length = x.buffer.shape[0], x.width
         head_dim = width // heads
         context = plan.buffers.new_map(n, heads * pack.num_blocks(head_dim) * LANES, 1, length)
-        probs = Output("attentions", (n, heads, length, length)) if plan.want_attentions else np.zeros((1, 1, 1, 1), np.float32)
-        plan.add(attention_heads, qkv.buffer, heads, head_dim, pack.num_blocks(width), context.buffer, probs,
-                 plan.want_attentions, work=n * heads * length * length * head_dim * 2)  # fmt: skip
+        probs = (
+            Output("attentions", (n, heads, length, length))
+            if plan.want_attentions
+            else np.zeros((1, 1, 1, 1), np.float32)
+        )
+        plan.add(
+            attention_heads,
+            qkv.buffer,
+            heads,
+            head_dim,
+            pack.num_blocks(width),
+            context.buffer,
+            probs,
+            plan.want_attentions,
+            work=n * heads * length * length * head_dim * 2,
+        )
         plan.buffers.give(qkv)
         x1 = self._conv(plan, context, layer["out"], residual=x)
         plan.buffers.give(context)
@@ -547,7 +665,12 @@ class Engine:
 
     def _expand_and_classify(self, plan: Plan, x: Map) -> None:
         if self.expand is None:
-            plan.add(_copy_out, x.interior(), x.channels, Output("last_hidden_state", (plan.batch, x.channels, x.height, x.width)))
+            plan.add(
+                _copy_out,
+                x.interior(),
+                x.channels,
+                Output("last_hidden_state", (plan.batch, x.channels, x.height, x.width)),
+            )
             return
         expanded = self._conv(plan, x, self.expand, activation=self.activation)
         pooled = self._pool(plan, expanded)
@@ -562,8 +685,12 @@ class Engine:
 
     def _segmentation_head(self, plan: Plan, x: Map) -> None:
         width = self.config.aspp_out_channels
-        branches = Map(plan.buffers.take((plan.batch, 4 * pack.num_blocks(width), x.height, x.width, LANES)),
-                       4 * pack.num_blocks(width) * LANES, x.height, x.width)  # fmt: skip
+        branches = Map(
+            plan.buffers.take((plan.batch, 4 * pack.num_blocks(width), x.height, x.width, LANES)),
+            4 * pack.num_blocks(width) * LANES,
+            x.height,
+            x.width,
+        )
         for i, conv in enumerate(self.aspp_convs):
             part = Map(branches.buffer, width, x.height, x.width, 0, i * pack.num_blocks(width))
             self._conv(plan, x, conv, out=part, activation=relu)

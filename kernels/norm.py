@@ -18,24 +18,24 @@ TOKENS_PER_JOB = 16
 
 
 @helper
-def _normalize_token(x, n, l, mask, weight, bias, eps, inv_width, out):
-    """out[n, :, 0, l, :] = (x - mean) / sqrt(var + eps) * weight + bias over the real channels of one token."""
+def _normalize_token(x, n, t, mask, weight, bias, eps, inv_width, out):
+    """out[n, :, 0, t, :] = (x - mean) / sqrt(var + eps) * weight + bias over the real channels of one token."""
     blocks = x.shape[1]
-    total = x[n, 0, 0, l, 0] * 0
+    total = x[n, 0, 0, t, 0] * 0
     for b in range(blocks):
         for i in range(LANES):
-            total += x[n, b, 0, l, i]
+            total += x[n, b, 0, t, i]
     mean = total * inv_width
     spread = total * 0
     for b in range(blocks):
         for i in range(LANES):
-            d = (x[n, b, 0, l, i] - mean) * mask[b * LANES + i]
+            d = (x[n, b, 0, t, i] - mean) * mask[b * LANES + i]
             spread += d * d
     inv = 1 / np.sqrt(spread * inv_width + eps)
     for b in range(blocks):
         for i in range(LANES):
             c = b * LANES + i
-            out[n, b, 0, l, i] = (x[n, b, 0, l, i] - mean) * inv * weight[c] + bias[c]
+            out[n, b, 0, t, i] = (x[n, b, 0, t, i] - mean) * inv * weight[c] + bias[c]
 
 
 @kernel
@@ -48,8 +48,8 @@ def layer_norm_tokens(x, mask, weight, bias, eps, inv_width, out):
     chunks = (length + TOKENS_PER_JOB - 1) // TOKENS_PER_JOB
     for job in prange(n_seq * chunks):
         n, first = job // chunks, job % chunks * TOKENS_PER_JOB
-        for l in range(first, min(first + TOKENS_PER_JOB, length)):
-            _normalize_token(x, n, l, mask, weight, bias, eps, inv_width, out)
+        for t in range(first, min(first + TOKENS_PER_JOB, length)):
+            _normalize_token(x, n, t, mask, weight, bias, eps, inv_width, out)
 
 
 @kernel

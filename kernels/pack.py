@@ -29,7 +29,9 @@ def channel_index(channels: int) -> np.ndarray:
 def concat_index(*parts: int) -> np.ndarray:
     """in_index of maps concatenated along channels, each padded to whole blocks."""
     offsets = np.cumsum((0,) + parts[:-1])
-    return np.concatenate([np.where(channel_index(c) >= 0, channel_index(c) + o, -1) for c, o in zip(parts, offsets, strict=True)])
+    return np.concatenate(
+        [np.where(channel_index(c) >= 0, channel_index(c) + o, -1) for c, o in zip(parts, offsets, strict=True)]
+    )
 
 
 def heads_index(width: int, num_heads: int) -> np.ndarray:

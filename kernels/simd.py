@@ -49,7 +49,15 @@ LOAD_INIT = 1  # start from r_arr (a residual, or partial sums) instead of zero
 ADD_BIAS = 2  # add bias[bias_off + n*16 + l] at the end
 
 _AVX512_CPUS = ("skylake-avx512", "cascadelake", "cooperlake", "cannonlake", "icelake", "tigerlake", "rocketlake")
-_AVX512_CPUS += ("sapphirerapids", "emeraldrapids", "graniterapids", "znver4", "znver5", "x86-64-v4", "alderlake-avx512")
+_AVX512_CPUS += (
+    "sapphirerapids",
+    "emeraldrapids",
+    "graniterapids",
+    "znver4",
+    "znver5",
+    "x86-64-v4",
+    "alderlake-avx512",
+)
 
 
 def _target_has_avx512() -> bool:
@@ -89,7 +97,9 @@ class _Vectors:
         self.vector = ir.VectorType(self.scalar, LANES)
         self.i64 = ir.IntType(64)
         fma_type = ir.FunctionType(self.vector, [self.vector] * 3)
-        self._fma = cgutils.get_or_insert_function(builder.module, fma_type, f"llvm.fma.v{LANES}{self.scalar.intrinsic_name}")
+        self._fma = cgutils.get_or_insert_function(
+            builder.module, fma_type, f"llvm.fma.v{LANES}{self.scalar.intrinsic_name}"
+        )
         self._undef = ir.Constant(self.vector, ir.Undefined)
         self._zero_mask = ir.Constant(ir.VectorType(ir.IntType(32), LANES), [0] * LANES)
 
@@ -103,7 +113,13 @@ class _Vectors:
         for term in terms:
             if isinstance(term, tuple):
                 value, scale = term
-                term = value if scale == 1 else b.mul(value, self.const(scale)) if isinstance(scale, int) else b.mul(value, scale)
+                term = (
+                    value
+                    if scale == 1
+                    else b.mul(value, self.const(scale))
+                    if isinstance(scale, int)
+                    else b.mul(value, scale)
+                )
             total = term if total is None else b.add(total, term)
         return total
 
@@ -152,8 +168,30 @@ def _gemm_tile(typingctx, rows, blocks, operands):
     def codegen(context, builder, sig, args):
         t = sig.args[2].types
         args = [builder.extract_value(args[2], i) for i in range(22)]
-        (a, a_off, a_rs, a_kbs, k0, a_taps, b, b_off, b_taps, b_ks, b_bs, ntaps, k,
-         c, c_off, c_rs, c_bs, r_arr, r_off, bias, bias_off, flags) = args  # fmt: skip
+        (
+            a,
+            a_off,
+            a_rs,
+            a_kbs,
+            k0,
+            a_taps,
+            b,
+            b_off,
+            b_taps,
+            b_ks,
+            b_bs,
+            ntaps,
+            k,
+            c,
+            c_off,
+            c_rs,
+            c_bs,
+            r_arr,
+            r_off,
+            bias,
+            bias_off,
+            flags,
+        ) = args
         v = _Vectors(context, builder, t[0].dtype)
         pa, pat, pb, pbt = (_data(context, builder, t[i], args[i]) for i in (0, 5, 6, 8))
         pc, pr, pbias = (_data(context, builder, t[i], args[i]) for i in (13, 17, 19))
@@ -238,8 +276,30 @@ _LANE = np.arange(LANES)
 
 
 def _python_gemm_tile(rows, blocks, operands):
-    (a, a_off, a_rs, a_kbs, k0, a_taps, b, b_off, b_taps, b_ks, b_bs, ntaps, k,
-     c, c_off, c_rs, c_bs, r_arr, r_off, bias, bias_off, flags) = operands  # fmt: skip
+    (
+        a,
+        a_off,
+        a_rs,
+        a_kbs,
+        k0,
+        a_taps,
+        b,
+        b_off,
+        b_taps,
+        b_ks,
+        b_bs,
+        ntaps,
+        k,
+        c,
+        c_off,
+        c_rs,
+        c_bs,
+        r_arr,
+        r_off,
+        bias,
+        bias_off,
+        flags,
+    ) = operands
     a, b, c, r_arr, bias = (x.reshape(-1) for x in (a, b, c, r_arr, bias))
     kk = np.arange(k) + k0
     a_k = (kk >> 4) * a_kbs + (kk & (LANES - 1))  # (K,)

@@ -102,6 +102,25 @@ def batch_norm(
     return out
 
 
+def fold_batch_norm(
+    weight: np.ndarray, bias: np.ndarray | None, normalization: dict[str, np.ndarray], eps: float = 1e-5
+) -> tuple[np.ndarray, np.ndarray]:
+    """Fold an inference batch norm into the convolution before it.
+
+    conv weight (O, C/g, k, k), conv bias (O,) or None, and the norm's {weight, bias,
+    running_mean, running_var} (each (O,)) -> (weight', bias') such that
+        batch_norm(conv(x, weight, bias)) == conv(x, weight', bias')
+    with scale = norm.weight / sqrt(running_var + eps):
+        weight' = weight * scale[:, None, None, None],  bias' = (bias - running_mean) * scale + norm.bias
+    The fast engine does this once per layer at load time (kernels/engine.py); this reference
+    path does not, so that it mirrors transformers step by step.
+    """
+    mean, var = normalization["running_mean"], normalization["running_var"]
+    scale = normalization["weight"] / np.sqrt(var + weight.dtype.type(eps))  # (O,)
+    conv_bias = np.zeros_like(mean) if bias is None else bias
+    return weight * scale[:, None, None, None], (conv_bias - mean) * scale + normalization["bias"]
+
+
 def layer_norm(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, eps: float = 1e-5) -> np.ndarray:
     """Normalize each token over its features: x (..., D) -> (..., D).
 

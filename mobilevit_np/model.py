@@ -9,12 +9,9 @@ level down (`inverted_residual(x, expand_1x1, conv_3x3, reduce_1x1, ...)`).
 Shapes for the default mobilevit-small on a 256x256 image are given as comments;
 B is the batch. Dropout layers are identity at inference and are left out.
 
-The blocks take their primitives (conv_layer, linear, layer_norm, attention, unfold,
-fold, activations) from an `ops` argument. By default these are the plain NumPy
-functions (REFERENCE_OPS, defined right after conv_layer below): read them as the
-definition. The numba backend (mobilevit_np.backends) passes jitted versions with the same
-signatures, so this file is the forward pass of both and the fast path cannot drift
-from the reference. The cost is an `ops.` in front of each primitive call.
+This is the reference: plain NumPy, one function per block. The fast path
+(backend="numba") is a separate program, mobilevit_np/kernels/engine.py, whose kernels
+each name the function here they stand for and are tested against it.
 """
 
 from __future__ import annotations
@@ -28,24 +25,11 @@ from mobilevit_np.activations import get_activation, relu
 from mobilevit_np.architecture import BATCH_NORM_EPS, Stage, encoder_stages
 from mobilevit_np.config import MobileViTConfig
 from mobilevit_np.layers import batch_norm, conv2d, global_avg_pool, layer_norm, linear, multi_head_attention
-from mobilevit_np.patches import PatchGrid, fold, unfold
+from mobilevit_np.patches import fold, unfold
 from mobilevit_np.trace import record, scope
 
 Params = dict
 Activation = Callable[[np.ndarray], np.ndarray]
-
-
-@dataclass(frozen=True)
-class Ops:
-    """The primitives every block below is built from; see the module docstring."""
-
-    conv_layer: Callable[..., np.ndarray]  # conv -> batch norm -> activation
-    linear: Callable[..., np.ndarray]
-    layer_norm: Callable[..., np.ndarray]
-    multi_head_attention: Callable[..., tuple[np.ndarray, np.ndarray]]
-    unfold: Callable[..., tuple[np.ndarray, PatchGrid]]
-    fold: Callable[..., np.ndarray]
-    get_activation: Callable[[str], Activation]  # config.hidden_act -> function
 
 
 @dataclass
@@ -86,9 +70,6 @@ def conv_layer(
     return x
 
 
-REFERENCE_OPS = Ops(conv_layer, linear, layer_norm, multi_head_attention, unfold, fold, get_activation)
-
-
 def inverted_residual(
     x: np.ndarray,
     expand_1x1: Params,
@@ -98,16 +79,15 @@ def inverted_residual(
     activation: Activation,
     stride: int = 1,
     dilation: int = 1,
-    ops: Ops = REFERENCE_OPS,
 ) -> np.ndarray:
     """MobileNetV2 block: widen with a 1x1, filter each channel with a 3x3, narrow with a 1x1.
 
     x (B, C, H, W) -> (B, O, H/stride, W/stride); the input is added back when the
     shapes allow it (stride 1 and C == O).
     """
-    h = ops.conv_layer(x, **expand_1x1, activation=activation)  # (B, E, H, W), E = expand_ratio * C
-    h = ops.conv_layer(h, **conv_3x3, stride=stride, dilation=dilation, activation=activation)  # depthwise
-    h = ops.conv_layer(h, **reduce_1x1)  # (B, O, H/s, W/s), no activation: a linear bottleneck
+    h = conv_layer(x, **expand_1x1, activation=activation)  # (B, E, H, W), E = expand_ratio * C
+    h = conv_layer(h, **conv_3x3, stride=stride, dilation=dilation, activation=activation)  # depthwise
+    h = conv_layer(h, **reduce_1x1)  # (B, O, H/s, W/s), no activation: a linear bottleneck
     return x + h if stride == 1 and x.shape[1] == h.shape[1] else h
 
 
@@ -122,19 +102,18 @@ def transformer_layer(
     num_heads: int,
     activation: Activation,
     eps: float,
-    ops: Ops = REFERENCE_OPS,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Pre-norm transformer layer on N sequences of L tokens: x (N, L, D) -> (N, L, D).
 
     x = x + Attention(LayerNorm(x));  x = x + MLP(LayerNorm(x)), MLP = D -> mlp_ratio*D -> D.
     Also returns the attention probabilities (N, heads, L, L).
     """
-    context, probs = ops.multi_head_attention(
-        ops.layer_norm(x, **layernorm_before, eps=eps), **attention["attention"], num_heads=num_heads
+    context, probs = multi_head_attention(
+        layer_norm(x, **layernorm_before, eps=eps), **attention["attention"], num_heads=num_heads
     )
-    x = x + ops.linear(context, **attention["output"]["dense"])  # (N, L, D)
-    h = activation(ops.linear(ops.layer_norm(x, **layernorm_after, eps=eps), **intermediate["dense"]))  # (N, L, 2D)
-    return x + ops.linear(h, **output["dense"]), probs
+    x = x + linear(context, **attention["output"]["dense"])  # (N, L, D)
+    h = activation(linear(layer_norm(x, **layernorm_after, eps=eps), **intermediate["dense"]))  # (N, L, 2D)
+    return x + linear(h, **output["dense"]), probs
 
 
 # ======================================================== the MobileViT block
@@ -146,25 +125,27 @@ def mobilevit_block(
     stage: Stage,
     config: MobileViTConfig,
     activation: Activation,
-    ops: Ops = REFERENCE_OPS,
 ) -> tuple[np.ndarray, list[np.ndarray]]:
     """MobileViTLayer: local convolutions, global attention over patches, fusion.
 
     x (B, C_in, H, W) -> (B, C, H', W') with H' = H/2 unless dilated (output stride).
     For layer_3 of mobilevit-small at 256x256: (B, 64, 64, 64) -> (B, 96, 32, 32).
     """
-    stride, dilation = stage.downsample
-    x = inverted_residual(
-        x, **p["downsampling_layer"], stride=stride, dilation=dilation, activation=activation, ops=ops
-    )
-    residual = record("downsampling_layer", x)  # (B, C, H', W')
+    # Output stride 16 or 8 (DeepLab's segmenters): instead of halving the map, this stage keeps
+    # its input's size (stride 1) and its depthwise conv spreads its taps apart (dilation).
+    stride, dilation = (1, stage.dilation // 2) if stage.dilation > 1 else (stage.stride, 1)
+    x = inverted_residual(x, **p["downsampling_layer"], stride=stride, dilation=dilation, activation=activation)
+    record("downsampling_layer", x)  # (B, C, H', W')
+    residual = x
 
     # Local representation: a kxk conv sees neighbours, a 1x1 projects to the token width D.
-    h = record("conv_kxk", ops.conv_layer(x, **p["conv_kxk"], activation=activation))  # (B, C, H', W')
-    h = record("conv_1x1", ops.conv_layer(h, **p["conv_1x1"]))  # (B, D, H', W')
+    h = conv_layer(x, **p["conv_kxk"], activation=activation)  # (B, C, H', W')
+    record("conv_kxk", h)
+    h = conv_layer(h, **p["conv_1x1"])  # (B, D, H', W')
+    record("conv_1x1", h)
 
     # Global representation: each of the p*p pixel offsets is a sequence over all patches.
-    tokens, grid = ops.unfold(h, config.patch_size)  # (B*p*p, nh*nw, D)
+    tokens, grid = unfold(h, config.patch_size)  # (B*p*p, nh*nw, D)
     record("unfold", tokens)
     attentions = []
     for i, layer in enumerate(p["transformer"]["layer"]):
@@ -174,31 +155,34 @@ def mobilevit_block(
             num_heads=config.num_attention_heads,
             activation=activation,
             eps=config.layer_norm_eps,
-            ops=ops,
         )
         record(f"transformer.layer.{i}", tokens)
         attentions.append(probs)  # (B*p*p, heads, nh*nw, nh*nw)
-    tokens = ops.layer_norm(tokens, **p["layernorm"], eps=config.layer_norm_eps)
-    h = record("fold", ops.fold(tokens, grid))  # (B, D, H', W')
+    tokens = layer_norm(tokens, **p["layernorm"], eps=config.layer_norm_eps)
+    h = fold(tokens, grid)  # (B, D, H', W')
+    record("fold", h)
 
     # Fusion: back to C channels, then a kxk conv over [input, global features].
-    h = record("conv_projection", ops.conv_layer(h, **p["conv_projection"], activation=activation))  # (B, C, H', W')
+    h = conv_layer(h, **p["conv_projection"], activation=activation)  # (B, C, H', W')
+    record("conv_projection", h)
     h = np.concatenate([residual, h], axis=1)  # (B, 2C, H', W')
-    return record("fusion", ops.conv_layer(h, **p["fusion"], activation=activation)), attentions
+    h = conv_layer(h, **p["fusion"], activation=activation)  # (B, C, H', W')
+    record("fusion", h)
+    return h, attentions
 
 
 # ================================================================ the encoder
 
 
-def backbone(pixel_values: np.ndarray, p: Params, config: MobileViTConfig, ops: Ops = REFERENCE_OPS) -> BackboneResult:
+def backbone(pixel_values: np.ndarray, p: Params, config: MobileViTConfig) -> BackboneResult:
     """MobileViTModel up to (not including) the final 1x1 expansion.
 
     pixel_values (B, 3, H, W) -> layer_5 output (B, neck[5], H/32, W/32) at output stride 32.
     For mobilevit-small at 256x256 the hidden states are
     (B, 32, 128, 128), (B, 64, 64, 64), (B, 96, 32, 32), (B, 128, 16, 16), (B, 160, 8, 8).
     """
-    activation = ops.get_activation(config.hidden_act)
-    x = ops.conv_layer(pixel_values, **p["conv_stem"], stride=2, activation=activation)  # (B, 16, H/2, W/2)
+    activation = get_activation(config.hidden_act)
+    x = conv_layer(pixel_values, **p["conv_stem"], stride=2, activation=activation)  # (B, 16, H/2, W/2)
     record("conv_stem", x)
     hidden_states, attentions = [], []
     for n, (stage, layer) in enumerate(zip(encoder_stages(config), p["encoder"]["layer"], strict=True)):
@@ -206,32 +190,31 @@ def backbone(pixel_values: np.ndarray, p: Params, config: MobileViTConfig, ops: 
             if stage.kind == "mobilenet":
                 for i, block in enumerate(layer["layer"]):
                     stride = stage.stride if i == 0 else 1
-                    x = inverted_residual(x, **block, stride=stride, activation=activation, ops=ops)
+                    x = inverted_residual(x, **block, stride=stride, activation=activation)
                     record(f"layer.{i}", x)
             else:
-                x, probs = mobilevit_block(x, layer, stage, config, activation, ops)
+                x, probs = mobilevit_block(x, layer, stage, config, activation)
                 attentions.extend(probs)
         hidden_states.append(x)
     return BackboneResult(x, hidden_states, attentions)
 
 
-def expand_and_pool(
-    x: np.ndarray, conv_1x1_exp: Params, config: MobileViTConfig, ops: Ops = REFERENCE_OPS
-) -> tuple[np.ndarray, np.ndarray]:
+def expand_and_pool(x: np.ndarray, conv_1x1_exp: Params, config: MobileViTConfig) -> tuple[np.ndarray, np.ndarray]:
     """The classifier's last features: 1x1 conv to neck[6] channels, then the spatial mean.
 
     x (B, 160, 8, 8) -> last_hidden_state (B, 640, 8, 8), pooler_output (B, 640).
     """
-    x = record("conv_1x1_exp", ops.conv_layer(x, **conv_1x1_exp, activation=ops.get_activation(config.hidden_act)))
-    return x, record("pooler", global_avg_pool(x))
+    x = conv_layer(x, **conv_1x1_exp, activation=get_activation(config.hidden_act))
+    record("conv_1x1_exp", x)
+    pooled = global_avg_pool(x)
+    record("pooler", pooled)
+    return x, pooled
 
 
 # ================================================================== the heads
 
 
-def aspp(
-    x: np.ndarray, convs: list[Params], project: Params, atrous_rates: list[int], ops: Ops = REFERENCE_OPS
-) -> np.ndarray:
+def aspp(x: np.ndarray, convs: list[Params], project: Params, atrous_rates: list[int]) -> np.ndarray:
     """Atrous Spatial Pyramid Pooling: five views of x at growing receptive fields.
 
     x (B, C, h, w) -> (B, A, h, w), A = aspp_out_channels. The branches are a 1x1 conv,
@@ -239,29 +222,37 @@ def aspp(
     pixels apart), and image-level pooling; all are concatenated and projected to A.
     Every branch uses ReLU, whatever the config's hidden_act.
     """
-    branches = [record("convs.0", ops.conv_layer(x, **convs[0], activation=relu))]  # (B, A, h, w)
+    branches = [conv_layer(x, **convs[0], activation=relu)]  # (B, A, h, w)
+    record("convs.0", branches[0])
     for i, (conv, rate) in enumerate(zip(convs[1:4], atrous_rates, strict=True), start=1):
-        branches.append(record(f"convs.{i}", ops.conv_layer(x, **conv, dilation=rate, activation=relu)))  # (B, A, h, w)
+        branches.append(conv_layer(x, **conv, dilation=rate, activation=relu))  # (B, A, h, w)
+        record(f"convs.{i}", branches[i])
     pooled = global_avg_pool(x)[:, :, None, None]  # (B, C, 1, 1)
-    pooled = record("convs.4", ops.conv_layer(pooled, **convs[4]["conv_1x1"], activation=relu))  # (B, A, 1, 1)
+    pooled = conv_layer(pooled, **convs[4]["conv_1x1"], activation=relu)  # (B, A, 1, 1)
+    record("convs.4", pooled)
     # transformers upsamples the 1x1 map bilinearly, which repeats its one value.
     branches.append(np.broadcast_to(pooled, branches[0].shape))
-    x = ops.conv_layer(np.concatenate(branches, axis=1), **project, activation=relu)  # (B, 5A, h, w) -> (B, A, h, w)
-    return record("project", x)
+    x = conv_layer(np.concatenate(branches, axis=1), **project, activation=relu)  # (B, 5A, h, w) -> (B, A, h, w)
+    record("project", x)
+    return x
 
 
 def segmentation_head(
-    features: np.ndarray, aspp_params: Params, classifier: Params, config: MobileViTConfig, ops: Ops = REFERENCE_OPS
+    features: np.ndarray, aspp_params: Params, classifier: Params, config: MobileViTConfig
 ) -> np.ndarray:
     """DeepLabV3: ASPP then a 1x1 conv to class scores. (B, C, h, w) -> (B, num_labels, h, w)."""
     with scope("segmentation_head.aspp"):
-        x = aspp(features, **aspp_params, atrous_rates=config.atrous_rates, ops=ops)
-    return record("logits", ops.conv_layer(x, **classifier))
+        x = aspp(features, **aspp_params, atrous_rates=config.atrous_rates)
+    logits = conv_layer(x, **classifier)
+    record("logits", logits)
+    return logits
 
 
-def classification_head(pooled: np.ndarray, classifier: Params | None, ops: Ops = REFERENCE_OPS) -> np.ndarray:
+def classification_head(pooled: np.ndarray, classifier: Params | None) -> np.ndarray:
     """Linear layer from pooled features to class logits: (B, 640) -> (B, num_labels).
 
     With num_labels == 0 transformers uses an identity here; so does this.
     """
-    return record("logits", pooled if classifier is None else ops.linear(pooled, **classifier))
+    logits = pooled if classifier is None else linear(pooled, **classifier)
+    record("logits", logits)
+    return logits

@@ -3,8 +3,9 @@
     model = MobileViTForImageClassification.from_pretrained("path/to/mobilevit-small")
     logits = model(pixel_values).logits  # pixel_values (B, 3, H, W) float
 
-Each model holds its config and its parameters (a nested dict, see weights.build_tree)
-and runs the functions of model.py.
+Each model holds its config and its parameters (a nested dict, see checkpoints.state_dict.build_tree)
+and runs the functions of model.py (backend="numpy"), or the fast engine built from the
+same parameters (backend="numba", kernels/engine.py).
 """
 
 from __future__ import annotations
@@ -18,13 +19,13 @@ import numpy as np
 
 from mobilevit_np import losses
 from mobilevit_np.architecture import backbone_shapes, parameter_shapes
-from mobilevit_np.backends import get_ops, prepare_params, resolve_backend
+from mobilevit_np.backends import make_engine, resolve_backend
 from mobilevit_np.checkpoints.hub import resolve_checkpoint
 from mobilevit_np.checkpoints.state_dict import build_tree, load_checkpoint_tensors, prepare_state_dict
 from mobilevit_np.config import MobileViTConfig
 from mobilevit_np.layers import interpolate_bilinear
 from mobilevit_np.model import BackboneResult, backbone, classification_head, expand_and_pool, segmentation_head
-from mobilevit_np.trace import Trace, tracing
+from mobilevit_np.trace import Trace, tracing, tracing_active
 
 # ---------------------------------------------------------------------- outputs
 # hidden_states (output_hidden_states=True): the outputs of encoder layer_1 .. layer_5,
@@ -77,11 +78,9 @@ class _PreTrained:
     def __init__(self, config: MobileViTConfig, params: dict, dtype: np.dtype, backend: str = "numpy") -> None:
         self.config = config
         self.dtype = np.dtype(dtype)
-        # "numpy" (the reference), "numba" or "auto"; see backends.py. For numba, batch norm
-        # is folded into the conv weights here, so self.params then holds the folded tree.
-        self.backend = resolve_backend(backend)
-        self.params = prepare_params(params, self.backend)
-        self.ops = get_ops(self.backend)  # the primitives model.py's blocks run on
+        self.backend = resolve_backend(backend)  # "numpy" (the reference) or "numba"; see backends.py
+        self.params = params
+        self._engine = None  # built on first use (subclasses set their options first)
 
     @classmethod
     def _expected_shapes(cls, config: MobileViTConfig, **kwargs) -> dict[str, tuple[int, ...]]:
@@ -176,8 +175,20 @@ class _PreTrained:
             recorded.output = self(pixel_values, **kwargs)
         return recorded
 
-    def _backbone(self, pixel_values: np.ndarray) -> BackboneResult:
-        return backbone(self._check_input(pixel_values), self._backbone_params, self.config, self.ops)
+    def _forward(self, pixel_values: np.ndarray, hidden_states: bool, attentions: bool) -> dict:
+        """The forward pass as {"hidden_states", "attentions", and the head's outputs}: the fast
+        engine when the backend has one for this model (not while tracing: the trace records
+        the reference's steps), else the reference functions of model.py."""
+        x = self._check_input(pixel_values)
+        if self._engine is None and not tracing_active():
+            self._engine = make_engine(self)
+        if self._engine and not tracing_active():
+            return self._engine(x, hidden_states, attentions)
+        result = backbone(x, self._backbone_params, self.config)
+        return {"hidden_states": result.hidden_states, "attentions": result.attentions, **self._head(result)}
+
+    def _head(self, result: BackboneResult) -> dict:
+        raise NotImplementedError
 
     @property
     def _backbone_params(self) -> dict:
@@ -220,16 +231,19 @@ class MobileViTModel(_PreTrained):
     def __call__(
         self, pixel_values: np.ndarray, output_hidden_states: bool = False, output_attentions: bool = False
     ) -> BaseModelOutputWithPooling:
-        result = self._backbone(pixel_values)
-        last, pooled = result.last_hidden_state, None
-        if self.expand_output:
-            last, pooled = expand_and_pool(last, self.params["conv_1x1_exp"], self.config, self.ops)
+        out = self._forward(pixel_values, output_hidden_states, output_attentions)
         return BaseModelOutputWithPooling(
-            last_hidden_state=last,
-            pooler_output=pooled,
-            hidden_states=_as_tuple(result.hidden_states, output_hidden_states),
-            attentions=_as_tuple(result.attentions, output_attentions),
+            last_hidden_state=out["last_hidden_state"],
+            pooler_output=out.get("pooler_output"),
+            hidden_states=_as_tuple(out["hidden_states"], output_hidden_states),
+            attentions=_as_tuple(out["attentions"], output_attentions),
         )
+
+    def _head(self, result: BackboneResult) -> dict:
+        if not self.expand_output:
+            return {"last_hidden_state": result.last_hidden_state}
+        last, pooled = expand_and_pool(result.last_hidden_state, self.params["conv_1x1_exp"], self.config)
+        return {"last_hidden_state": last, "pooler_output": pooled}
 
 
 class MobileViTForImageClassification(_PreTrained):
@@ -244,17 +258,18 @@ class MobileViTForImageClassification(_PreTrained):
         labels: np.ndarray | None = None,
         output_attentions: bool = False,
     ) -> ImageClassifierOutput:
-        result = self._backbone(pixel_values)
-        _, pooled = expand_and_pool(
-            result.last_hidden_state, self._backbone_params["conv_1x1_exp"], self.config, self.ops
-        )
-        logits = classification_head(pooled, self.params.get("classifier"), self.ops)
+        out = self._forward(pixel_values, output_hidden_states, output_attentions)
+        logits = out["logits"]
         return ImageClassifierOutput(
             logits=logits,
             loss=None if labels is None else self.loss(logits, labels),
-            hidden_states=_as_tuple(result.hidden_states, output_hidden_states),
-            attentions=_as_tuple(result.attentions, output_attentions),
+            hidden_states=_as_tuple(out["hidden_states"], output_hidden_states),
+            attentions=_as_tuple(out["attentions"], output_attentions),
         )
+
+    def _head(self, result: BackboneResult) -> dict:
+        _, pooled = expand_and_pool(result.last_hidden_state, self._backbone_params["conv_1x1_exp"], self.config)
+        return {"logits": classification_head(pooled, self.params.get("classifier"))}
 
     def loss(self, logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
         """transformers' rule: regression for 1 label, cross-entropy for integer labels, else multi-label BCE."""
@@ -288,15 +303,18 @@ class MobileViTForSemanticSegmentation(_PreTrained):
     ) -> SemanticSegmenterOutput:
         if labels is not None and self.config.num_labels == 1:
             raise ValueError("The number of labels should be greater than one")
-        result = self._backbone(pixel_values)
-        head = self.params["segmentation_head"]
-        logits = segmentation_head(result.last_hidden_state, head["aspp"], head["classifier"], self.config, self.ops)
+        out = self._forward(pixel_values, output_hidden_states, output_attentions)
+        logits = out["logits"]
         return SemanticSegmenterOutput(
             logits=logits,
             loss=None if labels is None else self.loss(logits, labels),
-            hidden_states=_as_tuple(result.hidden_states, output_hidden_states),
-            attentions=_as_tuple(result.attentions, output_attentions),
+            hidden_states=_as_tuple(out["hidden_states"], output_hidden_states),
+            attentions=_as_tuple(out["attentions"], output_attentions),
         )
+
+    def _head(self, result: BackboneResult) -> dict:
+        head = self.params["segmentation_head"]
+        return {"logits": segmentation_head(result.last_hidden_state, head["aspp"], head["classifier"], self.config)}
 
     def loss(self, logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
         """Cross-entropy at label resolution: logits are upsampled bilinearly to labels' (H, W)."""

@@ -100,6 +100,11 @@ class Trace:
 _ACTIVE: ContextVar[Trace | None] = ContextVar("mobilevit_np_trace", default=None)
 
 
+def tracing_active() -> bool:
+    """Whether a trace is recording in this thread (or task)."""
+    return _ACTIVE.get() is not None
+
+
 def record(name: str, x: np.ndarray) -> np.ndarray:
     """Store `x` under `name` in the active trace, if any; always return `x` unchanged."""
     trace = _ACTIVE.get()

@@ -1,4 +1,4 @@
-"""backend="numpy" | "numba" | "auto": selection, errors, batch-norm folding, and whole-model parity."""
+"""backend="numpy" | "numba" | "auto": selection, errors, and whole-model parity of the engine against the reference."""
 
 import importlib.util
 import sys
@@ -13,10 +13,7 @@ from mobilevit_np import (
     MobileViTForSemanticSegmentation,
     MobileViTModel,
 )
-from mobilevit_np.architecture import BATCH_NORM_EPS
-from mobilevit_np.backends import fold_batch_norm, fold_batch_norms, prepare_params, resolve_backend
-from mobilevit_np.layers import batch_norm, conv2d
-from mobilevit_np.model import REFERENCE_OPS
+from mobilevit_np.backends import make_engine, resolve_backend
 from mobilevit_np.random_weights import random_state_dict
 
 # float32 rounding through ~30 layers; the kernels reorder sums and use their own exp.
@@ -46,57 +43,7 @@ def test_missing_numba_names_the_fast_extra(no_numba, make_checkpoint):
     with pytest.raises(ImportError, match=r"mobilevit-np\[fast\]"):
         MobileViTForImageClassification.from_pretrained(folder, backend="numba")
     model = MobileViTForImageClassification.from_pretrained(folder, backend="auto")
-    assert model.backend == "numpy" and model.ops is REFERENCE_OPS
-
-
-def test_fold_batch_norm_equals_conv_then_norm():
-    rng = np.random.RandomState(0)
-    x, weight, bias = rng.randn(2, 4, 7, 6), rng.randn(5, 4, 3, 3), rng.randn(5)
-    norm = {
-        "weight": rng.randn(5),
-        "bias": rng.randn(5),
-        "running_mean": rng.randn(5),
-        "running_var": rng.rand(5) + 0.5,
-    }
-    for conv_bias in (bias, None):
-        expected = batch_norm(conv2d(x, weight, conv_bias, 2, 1), **norm, eps=BATCH_NORM_EPS)
-        folded_weight, folded_bias = fold_batch_norm(weight, conv_bias, norm)
-        np.testing.assert_allclose(conv2d(x, folded_weight, folded_bias, 2, 1), expected, rtol=1e-12, atol=1e-12)
-
-
-def test_fold_batch_norms_removes_every_norm(make_checkpoint):
-    model = MobileViTForImageClassification.from_pretrained(make_checkpoint("classification"))
-    folded = fold_batch_norms(model.params)
-
-    def walk(original, node):
-        if isinstance(node, list):
-            for a, b in zip(original, node, strict=True):
-                walk(a, b)
-        elif isinstance(node, dict):
-            assert "normalization" not in node
-            if "normalization" in original:  # a folded norm leaves a bias behind
-                assert node["convolution"]["bias"].shape == original["normalization"]["bias"].shape
-            for key, child in node.items():
-                if key in original:  # a conv bias is new where the conv had none
-                    walk(original[key], child)
-
-    walk(model.params, folded)
-    assert "normalization" in model.params["mobilevit"]["conv_stem"]  # the original tree is untouched
-
-
-@pytest.mark.skipif(importlib.util.find_spec("numba") is None, reason="numba (the fast extra) not installed")
-def test_prepare_params_keeps_dense_conv_weights_tap_major(make_checkpoint):
-    from mobilevit_np.kernels.conv import tap_major
-
-    model = MobileViTForImageClassification.from_pretrained(make_checkpoint("classification"))
-    prepared = prepare_params(model.params, "numba")
-    fusion = prepared["mobilevit"]["encoder"]["layer"][2]["fusion"]["convolution"]  # dense 3x3
-    np.testing.assert_array_equal(fusion["taps"], tap_major(fusion["weight"]))
-    assert fusion["taps"].flags.c_contiguous
-    assert "taps" not in prepared["mobilevit"]["encoder"]["layer"][2]["conv_1x1"]["convolution"]  # 1x1: no taps
-    depthwise = prepared["mobilevit"]["encoder"]["layer"][0]["layer"][0]["conv_3x3"]["convolution"]
-    assert "taps" not in depthwise
-    assert prepare_params(model.params, "numpy") is model.params
+    assert model.backend == "numpy" and make_engine(model) is False
 
 
 numba_only = pytest.mark.skipif(
@@ -105,17 +52,19 @@ numba_only = pytest.mark.skipif(
 
 
 @numba_only
-def test_auto_picks_numba(make_checkpoint):
-    model = MobileViTForImageClassification.from_pretrained(make_checkpoint("classification"), backend="auto")
-    assert model.backend == "numba"
-    assert "normalization" not in model.params["mobilevit"]["conv_stem"]
-    attention = model.params["mobilevit"]["encoder"]["layer"][2]["transformer"]["layer"][0]["attention"]["attention"]
-    qkv = attention["qkv"]["weight"]  # (3D, D); query/key/value are views into it, not copies
-    width = qkv.shape[1]
-    assert qkv.shape == (3 * width, width)
-    for i, name in enumerate(("query", "key", "value")):
-        assert np.shares_memory(attention[name]["weight"], qkv)
-        np.testing.assert_array_equal(attention[name]["weight"], qkv[i * width : (i + 1) * width])
+def test_auto_picks_numba_and_float64_runs_the_reference(make_checkpoint, pixel_values):
+    from mobilevit_np.kernels.engine import Engine
+
+    folder = make_checkpoint("classification")
+    model = MobileViTForImageClassification.from_pretrained(folder, backend="auto")
+    assert model.backend == "numba" and isinstance(make_engine(model), Engine)
+    assert "normalization" in model.params["mobilevit"]["conv_stem"]  # the engine packs its own copy
+    double = MobileViTForImageClassification.from_pretrained(folder, backend="numba", dtype=np.float64)
+    assert make_engine(double) is False
+    np.testing.assert_array_equal(
+        double(pixel_values).logits,
+        MobileViTForImageClassification.from_pretrained(folder, dtype=np.float64)(pixel_values).logits,
+    )
 
 
 @numba_only

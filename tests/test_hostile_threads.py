@@ -71,10 +71,12 @@ READ_ONLY_CACHES = """
 SILU_KERNEL = """
     import numpy as np
     from mobilevit_np.activations import silu
-    from mobilevit_np.kernels.ops import fast_silu
+    from mobilevit_np.kernels.activation import SILU, activate_run
 
     x = np.linspace(-8, 8, 1000, dtype=np.float32)
-    np.testing.assert_allclose(fast_silu(x), silu(x), rtol=1e-6, atol=1e-7)
+    y = x.copy()
+    activate_run(y, 0, y.size, SILU)
+    np.testing.assert_allclose(y, silu(x), rtol=1e-6, atol=1e-7)
     print("ok")
 """
 
@@ -92,3 +94,32 @@ def test_unusable_numba_cache_dir_falls_back_without_error(tmp_path):
     result = run_python(SILU_KERNEL, NUMBA_CACHE_DIR=str(tmp_path / "a-file" / "cache"))
     assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr[-2000:]
     assert "Warning" not in result.stderr
+
+
+FORK_POOL = """
+    import multiprocessing
+    import numpy as np
+    from mobilevit_np import MobileViTForImageClassification
+    from mobilevit_np.presets import tiny_config
+    from mobilevit_np.random_weights import random_pixel_values, random_state_dict
+
+    config = tiny_config()
+    model = MobileViTForImageClassification.from_config(config, random_state_dict(config, "classification"),
+                                                        backend="numba")
+    inputs = [random_pixel_values((2, 3, 256, 256), seed=i) for i in range(4)]  # enough work for parallel launches
+    expected = [model(x).logits for x in inputs]  # the parallel build has run: GNU OpenMP is up in this process
+
+    def logits(x):
+        return model(x).logits
+
+    with multiprocessing.get_context("fork").Pool(2) as pool:
+        forked = pool.map_async(logits, inputs).get(timeout=120)
+    assert all(np.array_equal(a, b) for a, b in zip(expected, forked))
+    print("ok")
+"""
+
+
+def test_a_fork_pool_after_the_fast_path_works():
+    """GNU OpenMP aborts a forked child that opens a parallel region; after a fork the engine runs serially."""
+    result = run_python(FORK_POOL)
+    assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr[-2000:]

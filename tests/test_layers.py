@@ -9,6 +9,7 @@ from mobilevit_np import activations
 from mobilevit_np.layers import (
     batch_norm,
     conv2d,
+    fold_batch_norm,
     global_avg_pool,
     interpolate_bilinear,
     layer_norm,
@@ -113,3 +114,18 @@ def test_activations_match_transformers_act2fn(name):
     x = np.concatenate([np.linspace(-12, 12, 2001), [-100.0, 100.0, 0.0]])
     for dtype in (np.float64, np.float32):
         assert_close(activations.get_activation(name)(x.astype(dtype)), act2fn[name](T(x.astype(dtype))).numpy())
+
+
+def test_fold_batch_norm_equals_conv_then_norm():
+    rng = np.random.RandomState(0)
+    x, weight, bias = rng.randn(2, 4, 7, 6), rng.randn(5, 4, 3, 3), rng.randn(5)
+    norm = {
+        "weight": rng.randn(5),
+        "bias": rng.randn(5),
+        "running_mean": rng.randn(5),
+        "running_var": rng.rand(5) + 0.5,
+    }
+    for conv_bias in (bias, None):
+        expected = batch_norm(conv2d(x, weight, conv_bias, 2, 1), **norm, eps=1e-5)
+        folded_weight, folded_bias = fold_batch_norm(weight, conv_bias, norm)
+        np.testing.assert_allclose(conv2d(x, folded_weight, folded_bias, 2, 1), expected, rtol=1e-12, atol=1e-12)

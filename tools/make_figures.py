@@ -23,9 +23,8 @@ import numpy as np
 from mobilevit_np import MobileViTConfig, MobileViTForImageClassification, MobileViTForSemanticSegmentation, viz
 from mobilevit_np.activations import get_activation
 from mobilevit_np.architecture import BATCH_NORM_EPS, parameter_shapes
-from mobilevit_np.backends import fold_batch_norm
 from mobilevit_np.image_processing import MobileViTImageProcessor, load_image
-from mobilevit_np.layers import batch_norm, conv2d, im2col
+from mobilevit_np.layers import batch_norm, conv2d, fold_batch_norm, im2col
 from mobilevit_np.model import conv_layer
 from mobilevit_np.random_weights import random_state_dict
 

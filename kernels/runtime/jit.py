@@ -22,6 +22,7 @@ writable, kernels are compiled in memory instead, with one warning.
 from __future__ import annotations
 
 import sys
+import types
 import warnings
 from collections.abc import Callable
 
@@ -42,7 +43,7 @@ class Kernel:
         self.__doc__ = func.__doc__
         self.py_func = func
         self.parallel = _compile(func, parallel=True)
-        self.serial = _compile(func, parallel=False)
+        self.serial = _compile(_renamed(func, "_serial"), parallel=False)
 
     def __call__(self, *args):
         from mobilevit_np.kernels.runtime.threads import launch
@@ -58,6 +59,19 @@ def kernel(func: Callable) -> Kernel:
 def helper(func: Callable) -> Callable:
     """Decorator for jitted functions that kernels call (never launched from Python themselves)."""
     return _compile(func, parallel=False)
+
+
+def _renamed(func: Callable, suffix: str) -> Callable:
+    """A copy of func under another name. numba's disk cache is keyed by the function's name and
+    signature, not by its options: without this, the serial build would load the parallel
+    build's machine code from the cache (and run OpenMP in a forked child)."""
+    copy = types.FunctionType(
+        func.__code__, func.__globals__, func.__name__ + suffix, func.__defaults__, func.__closure__
+    )
+    copy.__qualname__ = func.__qualname__ + suffix
+    copy.__module__ = func.__module__
+    copy.__doc__ = func.__doc__
+    return copy
 
 
 def _compile(func: Callable, parallel: bool):
@@ -81,6 +95,8 @@ def _compile(func: Callable, parallel: bool):
 
 def _announcing(dispatcher):
     """The dispatcher, wrapped so that the first compile of the process says once that it happens once."""
+    if not hasattr(dispatcher, "compile"):  # NUMBA_DISABLE_JIT=1: the plain Python function
+        return dispatcher
     original = dispatcher.compile
 
     def compile_once_said(sig):
