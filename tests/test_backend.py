@@ -5,7 +5,6 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import tiny_config
 
 from mobilevit_np import (
     MobileViTConfig,
@@ -17,6 +16,7 @@ from mobilevit_np.architecture import BATCH_NORM_EPS
 from mobilevit_np.backends import fold_batch_norm, fold_batch_norms, prepare_params, resolve_backend
 from mobilevit_np.layers import batch_norm, conv2d
 from mobilevit_np.model import REFERENCE_OPS
+from mobilevit_np.presets import tiny_config
 from mobilevit_np.random_weights import random_state_dict
 
 # float32 rounding through ~30 layers; the kernels reorder sums and use their own exp.

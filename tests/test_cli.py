@@ -13,7 +13,6 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import tiny_config
 from PIL import Image
 
 from mobilevit_np import MobileViTForImageClassification, MobileViTImageProcessor
@@ -21,6 +20,7 @@ from mobilevit_np.architecture import parameter_shapes
 from mobilevit_np.checkpoints.state_dict import save_checkpoint
 from mobilevit_np.cli import Progress, build_parser
 from mobilevit_np.layers import softmax
+from mobilevit_np.presets import tiny_config
 from mobilevit_np.random_weights import random_state_dict
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
