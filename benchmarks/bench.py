@@ -80,8 +80,8 @@ CASES = [
     Case("mobilevit-xx-small", "xx-small", "classification", 1, 256),
     Case("deeplabv3-mobilevit-small", "small", "segmentation", 1, 512),
 ]
-# "onnxruntime-nospin" (not in the default list) is ONNX Runtime with session.intra_op.allow_spinning=0:
-# measured 28.2 vs 23.7 ms (spinning, the default) on mobilevit-small, so the table keeps ORT's default.
+# "onnxruntime-nospin" (not in the default list) is ONNX Runtime with session.intra_op.allow_spinning=0,
+# slower than its spinning default here (docs/performance.md), so the table keeps ORT's default.
 BACKENDS = ("numpy", "numba", "torch", "onnxruntime")
 OURS = ("numpy", "numba")
 
@@ -232,9 +232,9 @@ def thread_env(threads: int, backend: str = "numba") -> dict[str, str]:
     """Every runtime's thread count; for our backends also sleeping (not spinning) idle OpenMP workers.
 
     mobilevit_np.kernels sets OMP_WAIT_POLICY=PASSIVE itself (numba's spinning workers starve
-    OpenBLAS's); torch keeps its default policy: PASSIVE measured 60-70% slower for torch here
-    (49-65 ms -> 80 ms for mobilevit-small). GNU OpenMP's default spins only briefly before
-    sleeping, so an idle torch worker does not steal time from the others for long.
+    OpenBLAS's); torch keeps its default policy, since PASSIVE made torch slower here
+    (docs/performance.md). GNU OpenMP's default spins only briefly before sleeping, so an
+    idle torch worker does not steal time from the others for long.
     """
     n = str(threads)
     names = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")

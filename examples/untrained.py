@@ -18,9 +18,9 @@ from pathlib import Path
 
 from mobilevit_np.checkpoints.state_dict import save_checkpoint
 from mobilevit_np.image_processing import MobileViTImageProcessor
+from mobilevit_np.palette import PASCAL_VOC_LABELS
 from mobilevit_np.presets import preset_config
 from mobilevit_np.random_weights import random_state_dict
-from mobilevit_np.viz import PASCAL_VOC_LABELS
 
 CATS = Path(__file__).resolve().parent / "images" / "cats.png"
 

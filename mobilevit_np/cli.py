@@ -22,12 +22,15 @@ from typing import TYPE_CHECKING, TextIO
 
 import numpy as np
 
+from mobilevit_np.backends import BACKENDS
+
 if TYPE_CHECKING:  # imported lazily below, so that `mobilevit-np --help` starts fast
     from mobilevit_np.config import MobileViTConfig
     from mobilevit_np.image_processing import MobileViTImageProcessor
     from mobilevit_np.modeling import _Model
 
 PROG = "mobilevit-np"
+BACKEND_HELP = "numpy (the reference, default), numba (the fast path, the `fast` extra) or auto (numba when installed)"
 
 
 # ---------------------------------------------------------------- progress
@@ -227,7 +230,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("images", nargs="+", metavar="IMAGE")
     p.add_argument("--model", required=True, help="checkpoint folder or Hub id (e.g. apple/mobilevit-small)")
     p.add_argument("--top-k", type=int, default=5)
-    p.add_argument("--backend", choices=["numpy", "numba"], default="numpy")
+    p.add_argument("--backend", choices=BACKENDS, default="numpy", help=BACKEND_HELP)
     p.add_argument("--json", action="store_true", help="print the predictions as JSON")
     p.set_defaults(run=cmd_classify)
 
@@ -236,7 +239,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", required=True, help="segmentation checkpoint folder or Hub id")
     p.add_argument("--output", "--out", "-o", help="write the class mask here (palette PNG, value = class index)")
     p.add_argument("--overlay", help="write the image with the mask's colours blended in")
-    p.add_argument("--backend", choices=["numpy", "numba"], default="numpy")
+    p.add_argument("--backend", choices=BACKENDS, default="numpy", help=BACKEND_HELP)
     p.set_defaults(run=cmd_segment)
 
     p = sub.add_parser("summary", parents=[common], help="architecture table: shapes, parameters, MACs")

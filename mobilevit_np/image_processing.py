@@ -47,6 +47,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from mobilevit_np.config import read_settings_file, write_json_file
+from mobilevit_np.layers import interpolate_bilinear
 
 if TYPE_CHECKING:
     from mobilevit_np.modeling import SemanticSegmenterOutput
@@ -524,13 +525,46 @@ class MobileViTImageProcessor:
 
     __call__ = preprocess
 
+    # ------------------------------------------------------------ post-processing
     def post_process_semantic_segmentation(
-        self, outputs: SemanticSegmenterOutput | np.ndarray, target_sizes: list[tuple[int, int]] | None = None
-    ) -> list[np.ndarray]:
-        """Class masks from a segmenter's outputs; see mobilevit_np.postprocess."""
-        from mobilevit_np.postprocess import post_process_semantic_segmentation
+        self,
+        outputs: SemanticSegmenterOutput | np.ndarray,
+        target_sizes: list[tuple[int, int]] | None = None,
+        return_segmentation_scores: bool = False,
+    ) -> list[np.ndarray] | list[BatchFeature]:
+        """One (H, W) int64 class mask per image, as transformers computes it.
 
-        return post_process_semantic_segmentation(outputs, target_sizes)
+        With target_sizes, each image's logits (num_labels, h, w) are resized bilinearly
+        (align_corners=False) to its (height, width) and the argmax taken there; without,
+        the argmax is at logit resolution. `outputs` is the segmenter's output or its
+        logits (batch, num_labels, h, w). With return_segmentation_scores, each item is
+        {"segmentation": (H, W) mask, "segmentation_scores": (num_labels, H, W) logits}.
+        `mobilevit_np.postprocess.segment_image` gives the mask at the image's own size.
+        """
+        logits = np.asarray(getattr(outputs, "logits", outputs))
+        if logits.ndim != 4:
+            raise ValueError(
+                f"segmentation logits must be (batch, num_labels, height, width), got shape {logits.shape}"
+            )
+        if target_sizes is None:
+            scores = list(logits)
+        elif len(target_sizes) != len(logits):
+            raise ValueError("Make sure that you pass in as many target sizes as the batch dimension of the logits")
+        else:
+            scores = [
+                interpolate_bilinear(logits[i : i + 1], check_target_size(size))[0]  # (K, H, W)
+                for i, size in enumerate(target_sizes)
+            ]
+        if return_segmentation_scores:
+            return [BatchFeature(segmentation=s.argmax(axis=0), segmentation_scores=s) for s in scores]
+        return [s.argmax(axis=0) for s in scores]
+
+
+def check_target_size(size: Any) -> tuple[int, int]:
+    """A mask's (height, width) as two positive ints, or a ValueError naming it."""
+    if len(size) != 2 or not all(isinstance(n, (int, np.integer)) and n > 0 for n in size):
+        raise ValueError(f"a target size must be (height, width) with positive integers, got {size!r}")
+    return int(size[0]), int(size[1])
 
 
 def _stack(key: str, arrays: list[np.ndarray]) -> np.ndarray:

@@ -96,8 +96,7 @@ def batch_norm(
     scale = weight / np.sqrt(running_var + x.dtype.type(eps))  # (C,)
     shift = bias - running_mean * scale  # (C,)
     out = x * scale[:, None, None]
-    # In place: one feature-map-sized temporary fewer. Each fresh large array costs page faults
-    # (see docs/performance.md); this line alone made the NumPy path ~9% faster.
+    # In place: one feature-map-sized temporary fewer, whose fresh pages would cost time (docs/performance.md).
     out += shift[:, None, None]
     return out
 

@@ -1,4 +1,4 @@
-"""Colours for class masks: the PASCAL VOC palette, a coloured mask, and an overlay on the photo.
+"""PASCAL VOC's class names and colours: the palette, a coloured mask, and an overlay on the photo.
 
 Pillow only, no matplotlib:
 
@@ -10,6 +10,12 @@ from __future__ import annotations
 
 import numpy as np
 from PIL import Image
+
+# The 21 classes of the apple/deeplabv3-mobilevit-* checkpoints (PASCAL VOC 2012), in label order.
+PASCAL_VOC_LABELS = (
+    "background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
+    "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa", "train", "tvmonitor",
+)  # fmt: skip
 
 
 def voc_palette(num_colors: int = 256) -> np.ndarray:

@@ -1,12 +1,11 @@
-"""From logits to answers: a classifier's top-k classes, a segmenter's class masks (transformers' rule, or at the
-image's own size).
+"""From logits to answers: a classifier's top-k classes, a segmenter's class mask at the image's own size.
 
     indices, probabilities = top_k_classes(classifier(pixel_values).logits[0], k=5)
-    outputs = model(processor(image)["pixel_values"])
-    masks = post_process_semantic_segmentation(outputs, target_sizes=[(480, 640)])  # like transformers
     mask = segment_image(model, processor, image)      # (H, W) aligned with the image, in one call
 
-transformers' target_sizes stretch the logits over the whole target: the logits only
+transformers' rule lives where transformers has it, on the image processor:
+`processor.post_process_semantic_segmentation(outputs, target_sizes=[(480, 640)])`.
+Its target_sizes stretch the logits over the whole target: the logits only
 see the processor's center crop, so on a non-square image the stretched mask is
 shifted and squashed. `mask_at_image_size` instead undoes the processor's own
 geometry (crop, then resize) and marks the pixels the crop cut off as 255, the
@@ -21,7 +20,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from PIL import Image
 
-from mobilevit_np.image_processing import MobileViTImageProcessor, crop_window, is_channels_first, load_image
+from mobilevit_np.image_processing import (
+    MobileViTImageProcessor,
+    check_target_size,
+    crop_window,
+    is_channels_first,
+    load_image,
+)
 from mobilevit_np.layers import interpolate_bilinear, softmax
 
 if TYPE_CHECKING:
@@ -41,39 +46,6 @@ def top_k_classes(logits: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     return top, probs[top]
 
 
-def _logits_of(outputs: Any) -> np.ndarray:
-    logits = np.asarray(getattr(outputs, "logits", outputs))
-    if logits.ndim != 4:
-        raise ValueError(f"segmentation logits must be (batch, num_labels, height, width), got shape {logits.shape}")
-    return logits
-
-
-def _check_size(size: Any) -> tuple[int, int]:
-    if len(size) != 2 or not all(isinstance(n, (int, np.integer)) and n > 0 for n in size):
-        raise ValueError(f"a target size must be (height, width) with positive integers, got {size!r}")
-    return int(size[0]), int(size[1])
-
-
-def post_process_semantic_segmentation(
-    outputs: Any, target_sizes: list[tuple[int, int]] | None = None
-) -> list[np.ndarray]:
-    """One (H, W) int64 class mask per image, as transformers computes it.
-
-    With target_sizes, each image's logits (num_labels, h, w) are resized bilinearly
-    (align_corners=False) to its (height, width) and the argmax taken there; without,
-    the argmax is at logit resolution. `outputs` is the model's output or the logits.
-    """
-    logits = _logits_of(outputs)
-    if target_sizes is None:
-        return [scores.argmax(axis=0) for scores in logits]
-    if len(target_sizes) != len(logits):
-        raise ValueError("Make sure that you pass in as many target sizes as the batch dimension of the logits")
-    return [
-        interpolate_bilinear(logits[i : i + 1], _check_size(size))[0].argmax(axis=0)  # (K, H, W) -> (H, W)
-        for i, size in enumerate(target_sizes)
-    ]
-
-
 def mask_at_image_size(
     logits: np.ndarray, image_size: tuple[int, int], processor: MobileViTImageProcessor
 ) -> np.ndarray:
@@ -88,7 +60,7 @@ def mask_at_image_size(
     logits = logits[0] if logits.ndim == 4 and logits.shape[0] == 1 else logits
     if logits.ndim != 3:
         raise ValueError(f"expected one image's logits (num_labels, h, w), got shape {logits.shape}")
-    height, width = _check_size(image_size)
+    height, width = check_target_size(image_size)
     geometry = processor.output_geometry(height, width)
     crop_mask = interpolate_bilinear(logits[None], geometry["crop"])[0].argmax(axis=0)  # (crop_h, crop_w)
     resized = np.full(geometry["resized"], OUTSIDE, dtype=np.int32)

@@ -6,6 +6,12 @@
 The numbers are those of the apple/mobilevit-* and apple/deeplabv3-mobilevit-* configs
 (channel widths from the MobileViT paper, Table 4). Labels are generic (LABEL_0, ...):
 the real names come with a checkpoint's config.json.
+
+    config = tiny_config(num_labels=3)                     # a toy MobileViT, for tests and tools
+
+TINY is no published size: every stage of the network at a few channels, so a forward
+pass takes milliseconds. The tests, tools/make_fixtures.py's tiny golden cases and
+tools/error_catalogue.py build on it.
 """
 
 from __future__ import annotations
@@ -17,6 +23,14 @@ PRESETS = {
     "x-small": dict(hidden_sizes=[96, 120, 144], neck_hidden_sizes=[16, 32, 48, 64, 80, 96, 384], expand_ratio=4.0),
     "xx-small": dict(hidden_sizes=[64, 80, 96], neck_hidden_sizes=[16, 16, 24, 48, 64, 80, 320], expand_ratio=2.0),
 }
+TINY = dict(
+    hidden_sizes=[16, 24, 32],
+    neck_hidden_sizes=[8, 8, 16, 16, 24, 32, 64],
+    num_attention_heads=2,
+    expand_ratio=2.0,
+    image_size=64,
+    aspp_out_channels=16,
+)
 # ImageNet-1k classifiers at output stride 32; the DeepLabV3 segmenters keep layer_5
 # at 1/16 of the image and predict the 21 PASCAL VOC classes.
 HEAD_SETTINGS = {
@@ -32,3 +46,8 @@ def preset_config(name: str, head: str = "classification", **overrides) -> Mobil
     if head not in HEAD_SETTINGS:
         raise ValueError(f"head must be one of {', '.join(HEAD_SETTINGS)}, got {head!r}")
     return MobileViTConfig(**{**PRESETS[name], **HEAD_SETTINGS[head], **overrides})
+
+
+def tiny_config(**overrides) -> MobileViTConfig:
+    """The TINY MobileViT (5 labels unless overridden): a forward pass takes milliseconds."""
+    return MobileViTConfig(**{**TINY, "num_labels": 5, **overrides})

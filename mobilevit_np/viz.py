@@ -16,19 +16,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from mobilevit_np.palette import voc_palette
+from mobilevit_np.palette import PASCAL_VOC_LABELS, voc_palette
 from mobilevit_np.patches import unfold
 from mobilevit_np.postprocess import top_k_classes
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
     from PIL.Image import Image
-
-# The 21 classes of the apple/deeplabv3-mobilevit-* checkpoints (PASCAL VOC 2012), in label order.
-PASCAL_VOC_LABELS = (
-    "background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
-    "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa", "train", "tvmonitor",
-)  # fmt: skip
 
 
 def _new_figure(width: float, height: float) -> Figure:

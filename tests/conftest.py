@@ -1,27 +1,18 @@
-"""Shared test fixtures: tiny configs and checkpoints written to a temporary folder."""
+"""Shared test fixtures: tiny checkpoints written to a temporary folder (the config: mobilevit_np.presets.tiny_config).
+
+tools/ is on sys.path too (pyproject.toml's pytest `pythonpath`): the transformers side of the
+parity checks (reference.py) and the golden fixtures' format (golden.py) live there, beside
+the scripts that write the fixtures.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from mobilevit_np import MobileViTConfig
 from mobilevit_np.checkpoints.state_dict import save_checkpoint
+from mobilevit_np.presets import tiny_config
 from mobilevit_np.random_weights import random_state_dict
-
-TINY = dict(
-    hidden_sizes=[16, 24, 32],
-    neck_hidden_sizes=[8, 8, 16, 16, 24, 32, 64],
-    num_attention_heads=2,
-    expand_ratio=2.0,
-    image_size=64,
-    aspp_out_channels=16,
-)
-
-
-def tiny_config(**overrides) -> MobileViTConfig:
-    """A MobileViT small enough that a forward pass takes milliseconds."""
-    return MobileViTConfig(**{**TINY, "num_labels": 5, **overrides})
 
 
 @pytest.fixture

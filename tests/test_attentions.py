@@ -2,9 +2,9 @@
 
 import numpy as np
 import pytest
-from conftest import tiny_config
 
 from mobilevit_np import MobileViTForImageClassification, MobileViTForSemanticSegmentation
+from mobilevit_np.presets import tiny_config
 from mobilevit_np.random_weights import random_state_dict
 
 

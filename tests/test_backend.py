@@ -5,7 +5,6 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import tiny_config
 
 from mobilevit_np import (
     MobileViTConfig,
@@ -14,6 +13,7 @@ from mobilevit_np import (
     MobileViTModel,
 )
 from mobilevit_np.backends import make_engine, resolve_backend
+from mobilevit_np.presets import tiny_config
 from mobilevit_np.random_weights import random_state_dict
 
 # float32 rounding through ~30 layers; the kernels reorder sums and use their own exp.

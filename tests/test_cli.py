@@ -2,23 +2,25 @@
 
 from __future__ import annotations
 
+import argparse
 import io
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
 
 import numpy as np
 import pytest
-from conftest import tiny_config
 from PIL import Image
 
 from mobilevit_np import MobileViTForImageClassification, MobileViTImageProcessor
 from mobilevit_np.architecture import parameter_shapes
 from mobilevit_np.checkpoints.state_dict import save_checkpoint
-from mobilevit_np.cli import Progress
+from mobilevit_np.cli import Progress, build_parser
 from mobilevit_np.layers import softmax
+from mobilevit_np.presets import tiny_config
 from mobilevit_np.random_weights import random_state_dict
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -96,6 +98,29 @@ def test_python_dash_m_and_backend_numba(classifier):
     numba_run = run("classify", CATS, "--model", str(classifier), "--json", "--backend", "numba")
     assert numpy_run.returncode == 0 and numba_run.returncode == 0, (numpy_run.stderr, numba_run.stderr)
     a, b = (json.loads(r.stdout)[0]["predictions"] for r in (numpy_run, numba_run))
+    assert [p["index"] for p in a] == [p["index"] for p in b]
+    np.testing.assert_allclose([p["probability"] for p in a], [p["probability"] for p in b], rtol=1e-4)
+
+
+def backend_choices(command: str) -> list[str]:
+    subcommands = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    [backend] = [a for a in subcommands.choices[command]._actions if "--backend" in a.option_strings]
+    return list(backend.choices)
+
+
+def test_backend_choices_are_the_readmes():
+    with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as f:
+        documented = re.findall(r"--backend ([a-z|]+)", f.read())
+    assert documented, "the README documents no --backend"
+    for command in ("classify", "segment"):
+        assert {"|".join(backend_choices(command))} == set(documented) == {"numpy|numba|auto"}
+
+
+def test_backend_auto_runs_numba_when_installed_else_numpy(classifier):
+    auto_run = run("classify", CATS, "--model", str(classifier), "--json", "--backend", "auto")
+    numpy_run = run("classify", CATS, "--model", str(classifier), "--json")
+    assert auto_run.returncode == 0 and numpy_run.returncode == 0, (auto_run.stderr, numpy_run.stderr)
+    a, b = (json.loads(r.stdout)[0]["predictions"] for r in (auto_run, numpy_run))
     assert [p["index"] for p in a] == [p["index"] for p in b]
     np.testing.assert_allclose([p["probability"] for p in a], [p["probability"] for p in b], rtol=1e-4)
 

@@ -2,6 +2,7 @@
 
 import importlib.util
 import re
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,40 @@ def load_make_figures():
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def what_is_where() -> dict[Path, list[str]]:
+    """README's "What is where" table: {path named in a row's first cell: the row's other `names`}.
+
+    A first cell names one path from the repository root, then siblings by file name: `a/b.py`, `c.py`.
+    """
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    table = readme.split("## What is where", 1)[1].split("\n## ", 1)[0]
+    rows = {}
+    for line in [line for line in table.splitlines() if line.startswith("|")][2:]:  # after the header and rule
+        first, description = line.strip("|").split("|", 1)
+        names = re.findall(r"`([^`]+)`", first)
+        folder = (ROOT / names[0]).parent
+        for name in names:
+            rows[ROOT / name if name == names[0] else folder / name] = re.findall(r"`([^`]+)`", description)
+    return rows
+
+
+def test_readme_what_is_where_matches_the_tree():
+    rows = what_is_where()
+    for path, mentioned in rows.items():
+        assert path.exists(), f"README's What is where names {path.relative_to(ROOT)}, which does not exist"
+        for name in mentioned:  # a folder's row may name the files it holds
+            if path.is_dir() and name.endswith(".py"):
+                assert (path / name).is_file(), f"README's What is where: no {name} in {path.relative_to(ROOT)}"
+    sources = [p for p in (ROOT / "mobilevit_np").rglob("*.py") if p.name != "__init__.py"]
+    unlisted = [p for p in sources if not any(p == row or row in p.parents for row in rows)]
+    assert not unlisted, f"README's What is where misses {[str(p.relative_to(ROOT)) for p in unlisted]}"
+    tracked = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True)
+    if tracked.returncode == 0:  # every top-level folder of the repository has a row or rows inside it
+        folders = {ROOT / f.split("/")[0] for f in tracked.stdout.splitlines() if "/" in f and f[0] != "."}
+        unlisted = [f.name for f in folders if not any(f == row or f in row.parents for row in rows)]
+        assert not unlisted, f"README's What is where has no row for {sorted(unlisted)}"
 
 
 def test_there_are_docs():

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from golden import TOLERANCE, Case, case_names, outputs_by_name
+from golden import TOLERANCE, Case, case_names
+from reference import outputs_by_name
 
 from mobilevit_np.backends import numba_available
 

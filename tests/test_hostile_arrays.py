@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import tiny_config
 
 from mobilevit_np import MobileViTForImageClassification
 from mobilevit_np.backends import numba_available
+from mobilevit_np.presets import tiny_config
 from mobilevit_np.random_weights import random_pixel_values, random_state_dict
 
 BACKENDS = ["numpy", pytest.param("numba", marks=pytest.mark.skipif(not numba_available(), reason="needs numba"))]

@@ -34,8 +34,8 @@ def run_python(code: str, **env: str) -> subprocess.CompletedProcess:
 FOUR_THREADS = """
     from concurrent.futures import ThreadPoolExecutor
     import numpy as np
-    from conftest import tiny_config
     from mobilevit_np import MobileViTForSemanticSegmentation
+    from mobilevit_np.presets import tiny_config
     from mobilevit_np.random_weights import random_pixel_values, random_state_dict
 
     config = tiny_config(output_stride=16)

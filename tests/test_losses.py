@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import tiny_config
 
 from mobilevit_np import MobileViTForImageClassification, MobileViTForSemanticSegmentation
+from mobilevit_np.presets import tiny_config
 from mobilevit_np.random_weights import random_pixel_values, random_state_dict
 
 torch = pytest.importorskip("torch")

@@ -23,7 +23,7 @@ from mobilevit_np.random_weights import random_pixel_values, random_state_dict
 
 pytest.importorskip("torch")
 pytest.importorskip("transformers")
-from reference import reference_outputs, transformers_model  # noqa: E402
+from reference import outputs_by_name, reference_outputs, transformers_model  # noqa: E402
 
 pytestmark = pytest.mark.parity
 
@@ -90,9 +90,9 @@ def test_random_config_matches_transformers(index: int):
     for dtype in (np.float64, np.float32):
         ref = reference_outputs(reference, pixel_values, dtype)
         out = MODELS[head].from_config(config, state_dict, dtype=dtype)(pixel_values, output_hidden_states=True)
-        pairs = {f"hidden_states.{i}": (out.hidden_states[i], r) for i, r in enumerate(ref["hidden_states"])}
-        pairs.update({k: (getattr(out, k), v) for k, v in ref.items() if k != "hidden_states"})
-        outputs[dtype] = pairs
+        ours = outputs_by_name(out)
+        assert sorted(ours) == sorted(ref), f"{replay}: outputs {sorted(ours)} vs transformers' {sorted(ref)}"
+        outputs[dtype] = {name: (ours[name], ref[name]) for name in ref}
     for name, (ours, exact) in outputs[np.float64].items():
         assert ours.shape == exact.shape, f"{replay}: {name} shape {ours.shape} vs {exact.shape}"
         error = relative_error(ours, exact)

@@ -9,14 +9,10 @@ import pytest
 from PIL import Image
 
 from mobilevit_np import MobileViTForSemanticSegmentation, MobileViTImageProcessor
-from mobilevit_np.palette import colorize, overlay, voc_palette
-from mobilevit_np.postprocess import (
-    OUTSIDE,
-    mask_at_image_size,
-    post_process_semantic_segmentation,
-    segment_image,
-    top_k_classes,
-)
+from mobilevit_np.palette import PASCAL_VOC_LABELS, colorize, overlay, voc_palette
+from mobilevit_np.postprocess import OUTSIDE, mask_at_image_size, segment_image, top_k_classes
+
+post_process_semantic_segmentation = MobileViTImageProcessor().post_process_semantic_segmentation
 
 
 def random_logits(shape=(2, 5, 8, 8), seed=0) -> np.ndarray:
@@ -71,22 +67,33 @@ def test_logits_must_be_4d():
 
 
 @pytest.mark.parity
-def test_matches_transformers_post_processing():
+@pytest.mark.parametrize("dtype, rtol", [(np.float32, 2e-5), (np.float64, 1e-9)])
+@pytest.mark.parametrize("target_sizes", [[(50, 60), (480, 640)], None])
+def test_matches_transformers_post_processing(target_sizes, dtype, rtol):
     torch = pytest.importorskip("torch")
     transformers = pytest.importorskip("transformers")
-    cls = getattr(transformers, "MobileViTImageProcessorPil", None) or transformers.MobileViTImageProcessor
-    logits = random_logits((2, 21, 32, 32), seed=3)
-    theirs = cls().post_process_semantic_segmentation(
-        SimpleNamespace(logits=torch.from_numpy(logits)), target_sizes=[(50, 60), (480, 640)]
+    theirs_processor = (
+        getattr(transformers, "MobileViTImageProcessorPil", None) or transformers.MobileViTImageProcessor
+    )()
+    logits = random_logits((2, 21, 32, 32), seed=3).astype(dtype)
+    theirs = theirs_processor.post_process_semantic_segmentation(
+        SimpleNamespace(logits=torch.from_numpy(logits)), target_sizes=target_sizes, return_segmentation_scores=True
     )
-    ours = MobileViTImageProcessor().post_process_semantic_segmentation(
-        SimpleNamespace(logits=logits), target_sizes=[(50, 60), (480, 640)]
+    ours = post_process_semantic_segmentation(
+        SimpleNamespace(logits=logits), target_sizes=target_sizes, return_segmentation_scores=True
     )
-    for a, b in zip(ours, theirs, strict=True):
-        np.testing.assert_array_equal(a, b.numpy())
-    plain = cls().post_process_semantic_segmentation(SimpleNamespace(logits=torch.from_numpy(logits)))
-    assert plain[0].shape == (32, 32)
-    np.testing.assert_array_equal(post_process_semantic_segmentation(logits)[0], plain[0].numpy())
+    masks = post_process_semantic_segmentation(logits, target_sizes)  # the default: masks only, as theirs
+    sizes = target_sizes or [(32, 32)] * 2
+    assert len(ours) == len(theirs) == len(masks) == 2
+    for a, b, mask, size in zip(ours, theirs, masks, sizes, strict=True):
+        assert set(a) == set(b) == {"segmentation", "segmentation_scores"}
+        assert a.segmentation.shape == size and a.segmentation.dtype == np.int64
+        np.testing.assert_array_equal(a.segmentation, b.segmentation.numpy())
+        np.testing.assert_array_equal(mask, a.segmentation)
+        # Relative to the scores' scale: interpolated values cross zero, where elementwise rtol means nothing.
+        b_scores = b.segmentation_scores.numpy()
+        assert a.segmentation_scores.dtype == dtype
+        np.testing.assert_allclose(a.segmentation_scores, b_scores, rtol=rtol, atol=rtol * np.abs(b_scores).max())
 
 
 def test_mask_at_image_size_undoes_crop_and_resize():
@@ -135,6 +142,11 @@ def test_voc_palette_known_colours():
     assert palette[15].tolist() == [192, 128, 128]  # person
     assert palette[255].tolist() == [224, 224, 192]  # ignore / border
     assert len({tuple(c) for c in palette}) == 256
+
+
+def test_voc_labels_beside_their_colours():
+    assert len(PASCAL_VOC_LABELS) == 21 and PASCAL_VOC_LABELS[8] == "cat" and PASCAL_VOC_LABELS[15] == "person"
+    assert voc_palette()[PASCAL_VOC_LABELS.index("aeroplane")].tolist() == [128, 0, 0]
 
 
 def test_colorize_keeps_the_class_indices():

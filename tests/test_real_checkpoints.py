@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mobilevit_np import MobileViTForImageClassification, MobileViTForSemanticSegmentation
+from mobilevit_np import MobileViTForImageClassification, MobileViTForSemanticSegmentation, MobileViTImageProcessor
 
 ROOT = os.environ.get("MOBILEVIT_CHECKPOINTS")
 CATS = Path(__file__).parent.parent / "examples" / "images" / "cats.png"
@@ -29,8 +29,6 @@ def checkpoint(name: str) -> Path:
 
 
 def cats_pixels(folder: Path) -> np.ndarray:
-    from mobilevit_np import MobileViTImageProcessor
-
     processor = MobileViTImageProcessor.from_pretrained(folder)
     return processor(Image.open(CATS), return_tensors="np")["pixel_values"]
 
@@ -43,8 +41,6 @@ def test_mobilevit_xx_small_logits():
 
 
 def test_deeplabv3_mobilevit_xx_small_logits_and_post_processing():
-    from mobilevit_np.postprocess import post_process_semantic_segmentation
-
     folder = checkpoint("deeplabv3-mobilevit-xx-small")
     outputs = MobileViTForSemanticSegmentation.from_pretrained(folder)(cats_pixels(folder))
     assert outputs.logits.shape == (1, 21, 32, 32)
@@ -54,5 +50,6 @@ def test_deeplabv3_mobilevit_xx_small_logits_and_post_processing():
         [[-3.3089, -2.8539, -2.6740], [-3.2706, -2.5621, -2.5108], [-3.2534, -2.6615, -2.6651]],
     ]
     np.testing.assert_allclose(outputs.logits[0, :3, :3, :3], expected, rtol=1e-4, atol=1e-4)
-    assert post_process_semantic_segmentation(outputs, target_sizes=[(50, 60)])[0].shape == (50, 60)
-    assert post_process_semantic_segmentation(outputs)[0].shape == (32, 32)
+    processor = MobileViTImageProcessor.from_pretrained(folder)
+    assert processor.post_process_semantic_segmentation(outputs, target_sizes=[(50, 60)])[0].shape == (50, 60)
+    assert processor.post_process_semantic_segmentation(outputs)[0].shape == (32, 32)

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import tiny_config
 
 from mobilevit_np import MobileViTForImageClassification, MobileViTForSemanticSegmentation
-from mobilevit_np.presets import PRESETS, preset_config
+from mobilevit_np.presets import PRESETS, preset_config, tiny_config
 from mobilevit_np.random_weights import random_state_dict
 from mobilevit_np.summary import architecture_summary, format_summary
 

@@ -287,7 +287,7 @@ def test_transformers_model_bin_equals_its_safetensors_twin(tmp_path):
     transformers 5.x always writes safetensors, so the .bin is written here the way 4.x did."""
     torch = pytest.importorskip("torch")
     transformers = pytest.importorskip("transformers")
-    from conftest import TINY
+    from mobilevit_np.presets import TINY
 
     config = transformers.MobileViTConfig(**TINY, num_labels=5)
     torch.manual_seed(0)

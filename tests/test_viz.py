@@ -110,11 +110,6 @@ def test_segmentation_overlay_legend(image):
         viz.plot_segmentation(image, mask.astype(np.float32))
 
 
-def test_voc_labels():
-    assert len(viz.PASCAL_VOC_LABELS) == 21 and viz.PASCAL_VOC_LABELS[8] == "cat"
-    assert viz.PASCAL_VOC_LABELS[15] == "person"
-
-
 def test_top_k_bars():
     logits = np.array([0.0, 3.0, 1.0, 2.0, -1.0, 2.5, 0.5])
     fig = viz.plot_top_k(logits[None], {i: f"class {i}" for i in range(7)}, k=5, title="top 5")

@@ -7,7 +7,6 @@ import struct
 
 import numpy as np
 import pytest
-from conftest import tiny_config
 from safetensors.numpy import save_file
 
 from mobilevit_np import (
@@ -18,6 +17,7 @@ from mobilevit_np import (
 )
 from mobilevit_np.checkpoints.safetensors_io import load_safetensors
 from mobilevit_np.checkpoints.state_dict import build_tree, load_checkpoint_tensors
+from mobilevit_np.presets import tiny_config
 from mobilevit_np.random_weights import random_state_dict
 
 

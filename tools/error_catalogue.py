@@ -30,24 +30,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from make_figures import replace_block  # the <!-- generated:NAME --> blocks (tools/ is on sys.path)
 from PIL import Image
 
+from mobilevit_np import ConfigError, MobileViTForImageClassification, MobileViTImageProcessor, WeightsError
+from mobilevit_np.checkpoints.safetensors_io import write_safetensors
+from mobilevit_np.checkpoints.state_dict import save_checkpoint
+from mobilevit_np.checkpoints.torch_pickle import LEGACY_MAGIC, UnsafePickleError, convert, load_torch_pickle
+from mobilevit_np.presets import tiny_config
+from mobilevit_np.random_weights import random_state_dict
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "tools")]
-
-from conftest import tiny_config  # noqa: E402  (the tests' tiny MobileViT)
-from make_figures import replace_block  # noqa: E402  (the <!-- generated:NAME --> blocks)
-
-from mobilevit_np import (  # noqa: E402
-    ConfigError,
-    MobileViTForImageClassification,
-    MobileViTImageProcessor,
-    WeightsError,
-)
-from mobilevit_np.checkpoints.safetensors_io import write_safetensors  # noqa: E402
-from mobilevit_np.checkpoints.state_dict import save_checkpoint  # noqa: E402
-from mobilevit_np.checkpoints.torch_pickle import LEGACY_MAGIC, UnsafePickleError, convert, load_torch_pickle  # noqa: E402
-from mobilevit_np.random_weights import random_state_dict  # noqa: E402
 
 DOC = ROOT / "docs" / "errors.md"
 BIN_FIXTURES = ROOT / "tests" / "fixtures" / "bin"

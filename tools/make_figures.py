@@ -26,6 +26,7 @@ from mobilevit_np.architecture import BATCH_NORM_EPS, parameter_shapes
 from mobilevit_np.image_processing import MobileViTImageProcessor, load_image
 from mobilevit_np.layers import batch_norm, conv2d, fold_batch_norm, im2col
 from mobilevit_np.model import conv_layer
+from mobilevit_np.palette import PASCAL_VOC_LABELS
 from mobilevit_np.random_weights import random_state_dict
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -49,7 +50,7 @@ def classifier() -> MobileViTForImageClassification:
 
 def segmenter(output_stride: int = 16) -> MobileViTForSemanticSegmentation:
     """deeplabv3-mobilevit-small's architecture (21 VOC classes) with seeded random weights."""
-    config = MobileViTConfig(id2label=dict(enumerate(viz.PASCAL_VOC_LABELS)), output_stride=output_stride)
+    config = MobileViTConfig(id2label=dict(enumerate(PASCAL_VOC_LABELS)), output_stride=output_stride)
     return MobileViTForSemanticSegmentation.from_config(config, random_state_dict(config, "segmentation", seed=0))
 
 

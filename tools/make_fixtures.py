@@ -19,20 +19,15 @@ import hashlib
 import json
 import shutil
 import sys
-from pathlib import Path
 
 import numpy as np
+from golden import FORMAT_VERSION, GOLDEN
+from reference import reference_outputs, transformers_model
 
 from mobilevit_np import MobileViTConfig
-from mobilevit_np.presets import HEAD_SETTINGS, PRESETS
+from mobilevit_np.presets import HEAD_SETTINGS, PRESETS, TINY
 from mobilevit_np.random_weights import checksum, random_pixel_values, random_state_dict
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from conftest import TINY  # noqa: E402  (tests/conftest.py: the tiny config the unit tests use)
-from reference import reference_outputs, transformers_model  # noqa: E402  (tests/reference.py)
-
-FORMAT_VERSION = 1
-ROOT = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "golden"
 SAMPLE = 1024  # values kept of an output larger than FULL_LIMIT
 FULL_LIMIT = 2048
 
@@ -78,11 +73,9 @@ def sample_index(size: int) -> np.ndarray | None:
     return np.sort(np.random.RandomState(size % 2**31).choice(size, SAMPLE, replace=False)).astype(np.int32)
 
 
-def flatten_outputs(outputs: dict, tag: str) -> dict[str, np.ndarray]:
-    """{'float32/logits': ..., 'float32/hidden_states.0': ...} with big arrays sampled."""
+def flatten_outputs(named: dict[str, np.ndarray], tag: str) -> dict[str, np.ndarray]:
+    """{'float32/logits/values': ..., 'float32/hidden_states.0/values': ...} with big arrays sampled."""
     flat = {}
-    named = {k: v for k, v in outputs.items() if k != "hidden_states"}
-    named.update({f"hidden_states.{i}": h for i, h in enumerate(outputs["hidden_states"])})
     for name, value in named.items():
         key = f"{tag}/{name}"
         index = sample_index(value.size)
@@ -107,7 +100,7 @@ def make_case(name: str) -> None:
     state_dict = random_state_dict(config, head, seed)
     pixel_values = random_pixel_values((input_shape[0], config.num_channels, *input_shape[1:]), seed + 1)
 
-    folder = ROOT / name
+    folder = GOLDEN / name
     shutil.rmtree(folder, ignore_errors=True)
     model = transformers_model(head, config, state_dict)
     if keep_weights:

@@ -1,4 +1,7 @@
-"""Reading the golden fixtures written by tools/make_fixtures.py, and comparing against them."""
+"""The golden fixtures' format: where they live, reading them back and comparing against them.
+
+tools/make_fixtures.py writes them, tests/test_golden.py reads them (tools/ is on the tests' sys.path).
+"""
 
 from __future__ import annotations
 
@@ -11,7 +14,7 @@ import numpy as np
 from mobilevit_np import MobileViTForImageClassification, MobileViTForSemanticSegmentation, MobileViTModel
 from mobilevit_np.random_weights import checksum, random_pixel_values, random_state_dict
 
-GOLDEN = Path(__file__).parent / "fixtures" / "golden"
+GOLDEN = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "golden"
 FORMAT_VERSION = 1
 MODELS = {
     "base": MobileViTModel,
@@ -78,12 +81,3 @@ class Case:
 
 def case_names() -> list[str]:
     return sorted(p.name for p in GOLDEN.iterdir() if (p / "meta.json").exists())
-
-
-def outputs_by_name(output) -> dict[str, np.ndarray]:
-    """A model output dataclass as {fixture name: array}."""
-    named = {f"hidden_states.{i}": h for i, h in enumerate(output.hidden_states)}
-    for field in ("logits", "last_hidden_state", "pooler_output"):
-        if getattr(output, field, None) is not None:
-            named[field] = getattr(output, field)
-    return named

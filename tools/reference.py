@@ -1,10 +1,15 @@
-"""The transformers side of the parity checks (needs the `parity` extra: torch + transformers)."""
+"""The transformers side of the parity checks (needs the `parity` extra: torch + transformers).
+
+Used by tools/make_fixtures.py and the live parity tests (tools/ is on the tests' sys.path).
+"""
 
 from __future__ import annotations
 
 import numpy as np
 
 from mobilevit_np import MobileViTConfig
+
+OUTPUT_FIELDS = ("logits", "last_hidden_state", "pooler_output")  # besides hidden_states
 
 
 def transformers_model(head: str, config: MobileViTConfig, state_dict: dict[str, np.ndarray]):
@@ -26,15 +31,19 @@ def transformers_model(head: str, config: MobileViTConfig, state_dict: dict[str,
     return model
 
 
-def reference_outputs(model, pixel_values: np.ndarray, dtype) -> dict:
-    """{'hidden_states': [...], 'logits' or 'last_hidden_state'/'pooler_output': ...} as NumPy arrays."""
+def outputs_by_name(output) -> dict:
+    """A model's output (ours or transformers') as {name: array}: logits, last_hidden_state, pooler_output
+    (those it has, in this order), then hidden_states.0, hidden_states.1, ... The golden fixtures use these names."""
+    named = {field: getattr(output, field) for field in OUTPUT_FIELDS if getattr(output, field, None) is not None}
+    named.update({f"hidden_states.{i}": h for i, h in enumerate(output.hidden_states)})
+    return named
+
+
+def reference_outputs(model, pixel_values: np.ndarray, dtype) -> dict[str, np.ndarray]:
+    """transformers' outputs on pixel_values in `dtype`, every hidden state too, as NumPy arrays by name."""
     import torch
 
     model = model.to(getattr(torch, np.dtype(dtype).name))
     with torch.no_grad():
         out = model(torch.from_numpy(pixel_values.astype(dtype)), output_hidden_states=True)
-    outputs = {"hidden_states": [h.numpy() for h in out.hidden_states]}
-    for field in ("logits", "last_hidden_state", "pooler_output"):
-        if getattr(out, field, None) is not None:
-            outputs[field] = getattr(out, field).numpy()
-    return outputs
+    return {name: tensor.numpy() for name, tensor in outputs_by_name(out).items()}
