@@ -118,6 +118,8 @@ def conv2d_tiles(
     residual,
     r_off,
     r_sb,
+    r_scb,
+    r_sy,
     flags,
     act,
 ):
@@ -127,8 +129,8 @@ def conv2d_tiles(
        in_h x in_w pixels inside the border), taps (T, 2) int64 (dy, dx) per kernel offset.
     w: packed (OB, T, k, 16) (engine.pack_conv): w[ob, t, c, l] = weight[ob*16 + l, c, t];
        w_bs = T * k * 16. bias: (B or 1, OB*16) flat, per image when bias_sb > 0 (ASPP's
-       pooled branch folded in), flags: simd.ADD_BIAS | simd.LOAD_INIT (then `residual`,
-       with out's block and pixel strides, is added).
+       pooled branch folded in), flags: simd.ADD_BIAS | simd.LOAD_INIT (then `residual`, a map
+       of out's shape with its own offset and strides, is added).
     """
     num_taps = taps.shape[0]
     groups = (out_blocks + BLOCKS - 1) // BLOCKS
@@ -144,7 +146,7 @@ def conv2d_tiles(
                 taps, y * stride, in_h, x0 * stride, (x0 + rows - 1) * stride, in_w, x_sy, pixel, k, a_taps, b_taps
             )
             c_off = o_off + b * o_sb + g * BLOCKS * o_scb + y * o_sy + x0 * LANES
-            rr_off = r_off + b * r_sb + g * BLOCKS * o_scb + y * o_sy + x0 * LANES
+            rr_off = r_off + b * r_sb + g * BLOCKS * r_scb + y * r_sy + x0 * LANES
             a_off = x_off + b * x_sb + y * stride * x_sy + x0 * stride * pixel
             args = (
                 x,
@@ -166,6 +168,7 @@ def conv2d_tiles(
                 o_scb,
                 residual,
                 rr_off,
+                r_scb,
                 bias,
                 b * bias_sb + g * BLOCKS * LANES,
                 flags,

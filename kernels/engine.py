@@ -419,11 +419,10 @@ class Engine:
                 work=batch * out.blocks * LANES * out_h * out_w * len(conv.taps),
             )
         else:
-            flags, r_buffer, r_off, r_sb = ADD_BIAS, out.buffer, 0, 0
-            if residual is not None:
-                assert residual.buffer.shape[1:] == out.buffer.shape[1:] or residual.strides()[2] == o_scb
+            flags, r_buffer, r_strides = ADD_BIAS, out.buffer, (0, 0, 0, 0)
+            if residual is not None:  # a map of out's shape, maybe with another border (its own strides)
                 flags |= LOAD_INIT
-                r_buffer, (r_off, r_sb, _, _) = residual.buffer, residual.strides()
+                r_buffer, r_strides = residual.buffer, residual.strides()
             k = conv.weight.shape[2]
             bias, bias_sb = (conv.bias, 0) if image_bias is None else (image_bias, image_bias.shape[1])
             plan.add(
@@ -453,8 +452,7 @@ class Engine:
                 out_w,
                 out.blocks,
                 r_buffer,
-                r_off,
-                r_sb,
+                *r_strides,
                 flags,
                 code,
                 work=batch * out_h * out_w * out.blocks * LANES * k * len(conv.taps),
@@ -499,6 +497,8 @@ class Engine:
             out_w,
             out.blocks,
             out.buffer,
+            0,
+            0,
             0,
             0,
             ADD_BIAS,

@@ -20,7 +20,7 @@ AVX-512 core). Addresses are element offsets into flat arrays, computed by the c
 
     A[r, t, k] = a[a_off + a_taps[t] + r * a_rs + ((k + k0) // 16) * a_kbs + (k + k0) % 16]
     B[t, k, n*16 + l] = b[b_off + b_taps[t] + k * b_ks + n * b_bs + l]
-    C[r, n*16 + l] = c[c_off + r * c_rs + n * c_bs + l], init from r_arr at r_off (same strides)
+    C[r, n*16 + l] = c[c_off + r * c_rs + n * c_bs + l], init from r_arr[r_off + r * c_rs + n * r_bs + l]
 
 so one tile serves every layout the engine uses. The NumPy twin of a full product is
 `np.matmul`; kernels/conv.py and kernels/attention.py name theirs.
@@ -162,12 +162,12 @@ def _literal(value) -> int | None:
 def _gemm_tile(typingctx, rows, blocks, operands):
     """gemm_tile(ROWS, BLOCKS, ...): a ROWS x BLOCKS register tile (see the module docstring)."""
     nrows, nblocks = _literal(rows), _literal(blocks)
-    if nrows is None or nblocks is None or not isinstance(operands, types.BaseTuple) or len(operands) != 22:
+    if nrows is None or nblocks is None or not isinstance(operands, types.BaseTuple) or len(operands) != 23:
         return None
 
     def codegen(context, builder, sig, args):
         t = sig.args[2].types
-        args = [builder.extract_value(args[2], i) for i in range(22)]
+        args = [builder.extract_value(args[2], i) for i in range(23)]
         (
             a,
             a_off,
@@ -188,23 +188,24 @@ def _gemm_tile(typingctx, rows, blocks, operands):
             c_bs,
             r_arr,
             r_off,
+            r_bs,
             bias,
             bias_off,
             flags,
         ) = args
         v = _Vectors(context, builder, t[0].dtype)
         pa, pat, pb, pbt = (_data(context, builder, t[i], args[i]) for i in (0, 5, 6, 8))
-        pc, pr, pbias = (_data(context, builder, t[i], args[i]) for i in (13, 17, 19))
+        pc, pr, pbias = (_data(context, builder, t[i], args[i]) for i in (13, 17, 20))
         acc = [[cgutils.alloca_once(builder, v.vector) for _ in range(nblocks)] for _ in range(nrows)]
 
-        def at(off, i, j):  # C[row i, block j] relative to off
-            return v.offset(off, (ir.Constant(v.i64, i), c_rs), (ir.Constant(v.i64, j), c_bs))
+        def at(off, i, j, bs=c_bs):  # C[row i, block j] relative to off (block stride bs)
+            return v.offset(off, (ir.Constant(v.i64, i), c_rs), (ir.Constant(v.i64, j), bs))
 
         with builder.if_else(v.flag(flags, LOAD_INIT)) as (load_init, zero_init):
             with load_init:
                 for i in range(nrows):
                     for j in range(nblocks):
-                        builder.store(v.load(pr, at(r_off, i, j)), acc[i][j])
+                        builder.store(v.load(pr, at(r_off, i, j, r_bs)), acc[i][j])
             with zero_init:
                 for i in range(nrows):
                     for j in range(nblocks):
@@ -296,6 +297,7 @@ def _python_gemm_tile(rows, blocks, operands):
         c_bs,
         r_arr,
         r_off,
+        r_bs,
         bias,
         bias_off,
         flags,
@@ -306,7 +308,8 @@ def _python_gemm_tile(rows, blocks, operands):
     a_rows = np.arange(rows)[:, None] * a_rs  # (rows, 1)
     b_idx = np.arange(k)[:, None, None] * b_ks + np.arange(blocks)[None, :, None] * b_bs + _LANE  # (K, blocks, 16)
     c_idx = np.arange(rows)[:, None, None] * c_rs + np.arange(blocks)[None, :, None] * c_bs + _LANE
-    acc = r_arr[r_off + c_idx] if flags & LOAD_INIT else np.zeros(c_idx.shape, c.dtype)
+    r_idx = np.arange(rows)[:, None, None] * c_rs + np.arange(blocks)[None, :, None] * r_bs + _LANE
+    acc = r_arr[r_off + r_idx] if flags & LOAD_INIT else np.zeros(c_idx.shape, c.dtype)
     for t in range(ntaps):
         tap_a = a[a_off + a_taps[t] + a_rows + a_k]  # (rows, K)
         acc = acc + np.einsum("rk,knl->rnl", tap_a, b[b_off + b_taps[t] + b_idx])

@@ -122,3 +122,24 @@ def test_full_size_numba_matches_numpy(head):
     ref = cls.from_config(config, state_dict)(x).logits
     fast = cls.from_config(config, state_dict, backend="numba")(x).logits
     assert relative_error(fast, ref) < RTOL32
+
+
+@numba_only
+def test_engine_without_expansion_with_gelu_and_many_input_sizes():
+    """Paths the default configs skip: MobileViTModel(expand_output=False), an activation the kernels do not fuse
+    (applied as the reference function), and more input sizes than a thread keeps plans for."""
+    from mobilevit_np.kernels.engine import MAX_PLANS_PER_THREAD
+
+    config = tiny_config(hidden_act="gelu")
+    state_dict = {
+        k: v for k, v in random_state_dict(config, "base", seed=5).items() if not k.startswith("conv_1x1_exp")
+    }
+    ref = MobileViTModel.from_config(config, state_dict, expand_output=False)
+    fast = MobileViTModel.from_config(config, state_dict, expand_output=False, backend="numba")
+    for size in range(33, 33 + 2 * MAX_PLANS_PER_THREAD, 2):
+        x = np.random.RandomState(size).uniform(0, 1, (1, 3, size, 40)).astype(np.float32)
+        a, b = ref(x, output_hidden_states=True), fast(x, output_hidden_states=True)
+        assert b.pooler_output is None and relative_error(b.last_hidden_state, a.last_hidden_state) < RTOL32
+        for h_fast, h_ref in zip(b.hidden_states, a.hidden_states, strict=True):
+            assert relative_error(h_fast, h_ref) < RTOL32
+    assert len(fast._engine._thread_plans()) == MAX_PLANS_PER_THREAD

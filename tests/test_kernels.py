@@ -69,7 +69,6 @@ def run_packed(
     """conv2d_tiles with packed weights (OB, T, K, 16) and a padded bias (OB*16,) from x into out."""
     k = packed.shape[2]
     r = residual if residual is not None else out
-    r_off, r_sb, _, _ = r.strides()
     flags = ADD_BIAS | (LOAD_INIT if residual is not None else 0)
     conv2d_tiles(
         x.buffer,
@@ -91,8 +90,7 @@ def run_packed(
         out.width,
         out.blocks,
         r.buffer,
-        r_off,
-        r_sb,
+        *r.strides(),
         flags,
         act,
     )
@@ -161,7 +159,7 @@ def test_conv2d_tiles_matches_conv2d(case, act):
 def test_conv2d_tiles_adds_a_residual():
     rng = np.random.RandomState(0)
     x, weight, bias, skip = rand(rng, 2, 20, 5, 7), rand(rng, 20, 20, 1, 1), rand(rng, 20), rand(rng, 2, 20, 5, 7)
-    out = run_conv(blocked(x), weight, bias, 1, 1, NONE, residual=blocked(skip))
+    out = run_conv(blocked(x), weight, bias, 1, 1, NONE, residual=blocked(skip, pad=2))  # the skip has a border
     np.testing.assert_allclose(nchw(out), skip + layers.conv2d(x, weight, bias), **TOL)
 
 
@@ -196,6 +194,8 @@ def test_stem_reads_channels_last():
         4,
         1,
         out.buffer,
+        0,
+        0,
         0,
         0,
         ADD_BIAS,
