@@ -228,18 +228,11 @@ def environment(values: dict[str, str]):
                 os.environ[k] = v
 
 
-def thread_env(threads: int, backend: str = "numba") -> dict[str, str]:
-    """Every runtime's thread count; for our backends also sleeping (not spinning) idle OpenMP workers.
-
-    mobilevit_np.kernels sets OMP_WAIT_POLICY=PASSIVE itself (numba's spinning workers starve
-    OpenBLAS's); torch keeps its default policy, since PASSIVE made torch slower here
-    (docs/performance.md). GNU OpenMP's default spins only briefly before sleeping, so an
-    idle torch worker does not steal time from the others for long.
-    """
-    n = str(threads)
+def thread_env(threads: int) -> dict[str, str]:
+    """Every runtime's thread count. Each keeps its default wait policy: GNU OpenMP (torch, and numba's
+    threading layer) spins briefly before sleeping, ONNX Runtime's pool spins (docs/performance.md)."""
     names = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
-    policy = {} if backend == "torch" else {"OMP_WAIT_POLICY": "PASSIVE"}
-    return {**policy, **dict.fromkeys(names, n)}
+    return dict.fromkeys(names, str(threads))
 
 
 class Worker:
@@ -250,7 +243,7 @@ class Worker:
         self.backend = backend
         self.conn, child = context.Pipe()
         args = (child, backend, case, folder, onnx_path, threads, warmup)
-        with environment(thread_env(threads, backend)):
+        with environment(thread_env(threads)):
             self.process = context.Process(target=serve, args=args, daemon=True)
             self.process.start()
         child.close()
@@ -371,7 +364,7 @@ def profile(case: Case, root: str, repeats: int, threads: int) -> None:
         for name, ms in sorted(spent.items(), key=lambda kv: -kv[1]):
             print(f"  {name:28s} {ms:8.2f} ms  {100 * ms / total:5.1f} %")
         other = total - sum(spent.values())
-        rest = "other (adds, MLP act, glue)" if backend in OURS else "outside operators (session)"
+        rest = "other (glue between steps)" if backend in OURS else "outside operators (session)"
         print(f"  {rest:28s} {other:8.2f} ms  {100 * other / total:5.1f} %")
 
 
@@ -397,21 +390,27 @@ def profile_onnx(onnx_path: str, threads: int, x: np.ndarray, repeats: int) -> t
 
 
 def profile_model(model, x: np.ndarray, repeats: int) -> tuple[float, dict[str, float]]:
-    """(ms per call, {primitive type: ms per call}) with the model's ops wrapped in timers."""
+    """(ms per call, {step type: ms per call}): the engine's steps by label, or the reference's primitives."""
     spent: dict[str, float] = collections.defaultdict(float)
-    model.ops = timed_ops(model.ops, spent)
-    model(x)
+    if model.backend == "numba":
+        model(x)  # builds the plan
+        engine = model._engine
+        run = lambda: engine(x, spent=spent)  # noqa: E731
+    else:
+        timed_reference(spent)
+        run = lambda: model(x)  # noqa: E731
+    run()
     spent.clear()
     start = time.perf_counter()
     for _ in range(repeats):
-        model(x)
+        run()
     total = (time.perf_counter() - start) * 1e3 / repeats
     return total, {name: seconds * 1e3 / repeats for name, seconds in spent.items()}
 
 
-def timed_ops(ops, spent: dict[str, float]):
-    """A copy of `ops` whose primitives add their time to spent[type]."""
-    import dataclasses
+def timed_reference(spent: dict[str, float]) -> None:
+    """Wrap model.py's primitives (in this worker process) so that each adds its time to spent[type]."""
+    from mobilevit_np import model as reference
 
     def conv_kind(x, convolution, **kwargs) -> str:
         weight = convolution["weight"]
@@ -428,16 +427,12 @@ def timed_ops(ops, spent: dict[str, float]):
 
         return timed
 
-    return dataclasses.replace(
-        ops,
-        conv_layer=wrap("conv", ops.conv_layer, conv_kind),
-        linear=wrap("linear (transformer)", ops.linear),
-        layer_norm=wrap("layer norm", ops.layer_norm),
-        multi_head_attention=wrap("attention (incl. q/k/v)", ops.multi_head_attention),
-        unfold=wrap("unfold", ops.unfold),
-        fold=wrap("fold", ops.fold),
-        # get_activation stays unwrapped, so conv_layer can still fuse it; timed within convs
-    )
+    reference.conv_layer = wrap("conv", reference.conv_layer, conv_kind)
+    reference.linear = wrap("linear (transformer)", reference.linear)
+    reference.layer_norm = wrap("layer norm", reference.layer_norm)
+    reference.multi_head_attention = wrap("attention (incl. q/k/v)", reference.multi_head_attention)
+    reference.unfold = wrap("unfold", reference.unfold)
+    reference.fold = wrap("fold", reference.fold)
 
 
 # ----------------------------------------------------------------------- startup

@@ -1,4 +1,4 @@
-"""Activations fused into the kernels' epilogues, and the vectorizable exp they use.
+"""Activation codes of the kernels, and the scalar exp the attention softmax uses.
 
 NumPy's exp is vectorized (SIMD); a numba loop calling np.exp is not (it calls libm once
 per element, ~3 ns; llvmlite has no vector math library). `fast_exp` is the classic Cephes
@@ -14,7 +14,8 @@ np.exp gives 0, a denormal or inf. So SiLU (x / (1 + e^-x)) matches the NumPy re
 x * 1.2e-38 where the reference returns -0.0, and SiLU(-inf) is -inf where the reference
 gives NaN.
 
-Only SiLU (MobileViT's activation) and ReLU (ASPP's) are fused; the engine applies any other
+The convolution tiles apply SiLU (MobileViT's activation) and ReLU (ASPP's) in registers,
+with the same polynomial as vector code (simd._Vectors.exp); the engine applies any other
 activation of activations.py (GELU, Mish, ...) as the reference function itself, in place
 on the kernel's output (engine.py).
 """
@@ -27,7 +28,6 @@ from numba import types
 from numba.extending import intrinsic, overload
 
 from mobilevit_np.activations import relu, silu
-from mobilevit_np.kernels.runtime.jit import helper
 
 # Activation codes the kernels take (an int, so one compiled kernel serves all).
 NONE, SILU, RELU = 0, 1, 2
@@ -71,21 +71,3 @@ def _fast_exp_jit(v):
         return p * _float32_from_bits((np.int32(k) + np.int32(127)) << 23)  # * 2^k
 
     return expf
-
-
-@helper
-def activate_run(x, start, count, act):
-    """In place: x[start : start + count] = act(x[...]) on a flat run, act NONE, SILU or RELU.
-
-    Twin: activations.silu / activations.relu. A function of its own (not inlined into the
-    kernels' prange loops, where numba leaves inner loops scalar): LLVM vectorizes this loop.
-    """
-    flat = x.reshape(-1)
-    if act == SILU:
-        for i in range(start, start + count):
-            v = flat[i]
-            flat[i] = v / (np.float32(1) + fast_exp(-v))
-    elif act == RELU:
-        for i in range(start, start + count):
-            v = flat[i]
-            flat[i] = v if v > 0 else v * np.float32(0)  # NaN stays NaN, as np.maximum

@@ -12,7 +12,7 @@ tiles of ROWS consecutive output pixels:
     out[b, o, y, x] = bias[o] + sum_{t, c} w[o, c, t] * in[b, c, y*s + dy_t, x*s + dx_t]   (+ residual)
 
 with one tap t = (dy, dx) per kernel offset (a 1x1 convolution has the one tap (0, 0)), and
-the activation applied to each finished tile while it is still in cache. A linear layer on
+the activation applied to each finished tile in registers, before it is stored. A linear layer on
 tokens is the same kernel: tokens are stored as a map with one row of L pixels per sequence.
 Twins: layers.conv2d (with groups=1) and layers.linear.
 
@@ -26,9 +26,11 @@ from __future__ import annotations
 import numpy as np
 from numba import prange
 
-from mobilevit_np.kernels.activation import activate_run
+from mobilevit_np.kernels.activation import RELU, SILU
 from mobilevit_np.kernels.runtime.jit import helper, kernel
-from mobilevit_np.kernels.simd import LANES, LOAD_INIT, gemm_tile, tile_shape
+from mobilevit_np.kernels.simd import LANES, gemm_tile, tile_shape
+from mobilevit_np.kernels.simd import RELU as RELU_FLAG
+from mobilevit_np.kernels.simd import SILU as SILU_FLAG
 
 ROWS, BLOCKS = tile_shape()
 
@@ -123,7 +125,7 @@ def conv2d_tiles(
     flags,
     act,
 ):
-    """out (blocked map) = act(conv(x) + bias) or conv(x) + bias + residual; see the module docstring.
+    """out (blocked map) = act(conv(x) + bias [+ residual]); see the module docstring.
 
     x: input map (strides x_sb, x_scb, x_sy; `pixel` floats per pixel, k input channels,
        in_h x in_w pixels inside the border), taps (T, 2) int64 (dy, dx) per kernel offset.
@@ -134,6 +136,7 @@ def conv2d_tiles(
     """
     num_taps = taps.shape[0]
     groups = (out_blocks + BLOCKS - 1) // BLOCKS
+    flags |= activation_flag(act)
     for job in prange(groups * batch * out_h):
         g, by = job // (batch * out_h), job % (batch * out_h)
         b, y = by // out_h, by % out_h
@@ -174,9 +177,12 @@ def conv2d_tiles(
                 flags,
             )
             gemm(rows, blocks, args)
-            if act != 0 and not flags & LOAD_INIT:
-                for j in range(blocks):
-                    activate_run(out, c_off + j * o_scb, rows * LANES, act)
+
+
+@helper
+def activation_flag(act):
+    """The simd flag that applies activation code `act` (activation.SILU / RELU) in the tile's registers."""
+    return SILU_FLAG if act == SILU else RELU_FLAG if act == RELU else 0
 
 
 @helper

@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 from numba import prange
 
-from mobilevit_np.kernels.activation import activate_run
+from mobilevit_np.kernels.conv import activation_flag
 from mobilevit_np.kernels.runtime.jit import helper, kernel
 from mobilevit_np.kernels.simd import LANES, depthwise_rows, depthwise_tile
 
@@ -70,6 +70,7 @@ def depthwise_tiles(
     with w[cb, t, l] = weight[cb*16 + l, 0, t]; bias (CB*16,).
     """
     num_taps = taps.shape[0]
+    flags = activation_flag(act)
     for job in prange(batch * blocks * out_h):
         b, rest = job // (blocks * out_h), job % (blocks * out_h)
         cb, y = rest // out_h, rest % out_h
@@ -93,6 +94,6 @@ def depthwise_tiles(
                 out,
                 row_out + x0 * LANES,
                 LANES,
+                flags,
             )
             _tile(rows, args)
-            activate_run(out, row_out + x0 * LANES, rows * LANES, act)

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import math
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -48,6 +49,7 @@ from mobilevit_np.kernels.conv import conv2d_tiles
 from mobilevit_np.kernels.depthwise import depthwise_tiles
 from mobilevit_np.kernels.layout import fold_tokens, resize_bilinear, stem_input, to_nchw, unfold_tokens
 from mobilevit_np.kernels.norm import global_average_pool, layer_norm_tokens
+from mobilevit_np.kernels.runtime.jit import Kernel
 from mobilevit_np.kernels.runtime.threads import launch
 from mobilevit_np.kernels.simd import ADD_BIAS, LANES, LOAD_INIT
 from mobilevit_np.layers import _linear_source_index, conv_output_size, fold_batch_norm
@@ -205,14 +207,20 @@ class Plan:
         self.outputs: list[tuple[int, int, Output]] = []  # (step, argument index, output)
         self.results: list[tuple[str, int, int]] = []  # (name, step, argument index) of outputs in order
         self.buffers = Buffers()
+        self.labels: list[str] = []  # one per step
 
-    def add(self, fn: Callable, *args, work: int = 0) -> None:
+    def add(self, fn: Callable, *args, work: int = 0, label: str = "") -> None:
+        """Append a launch of fn(*args); `work` (multiply-adds) decides serial or parallel, `label` names it
+        in profiles (benchmarks/bench.py --profile)."""
+        self.labels.append(label or getattr(fn, "__name__", "step").strip("_"))
         for i, a in enumerate(args):
             if isinstance(a, Output):
                 self.outputs.append((len(self.steps), i, a))
         self.steps.append((fn, args, work))
 
-    def run(self) -> dict[str, list[np.ndarray]]:
+    def run(self, spent: dict[str, float] | None = None) -> dict[str, list[np.ndarray]]:
+        """Run every step; returns the outputs made, by name. With `spent`, adds each step's seconds
+        to spent[label] (a profile; benchmarks/bench.py --profile)."""
         steps = list(self.steps)
         made: dict[str, list[np.ndarray]] = {}
         for index, position, output in self.outputs:
@@ -220,11 +228,14 @@ class Plan:
             made.setdefault(output.name, []).append(array)
             fn, args, work = steps[index]
             steps[index] = (fn, args[:position] + (array,) + args[position + 1 :], work)
-        for fn, args, work in steps:
-            if hasattr(fn, "serial"):
+        for (fn, args, work), label in zip(steps, self.labels, strict=True):
+            start = time.perf_counter() if spent is not None else 0.0
+            if isinstance(fn, Kernel):
                 launch(fn, args, work)
             else:
                 fn(*args)
+            if spent is not None:
+                spent[label] = spent.get(label, 0.0) + time.perf_counter() - start
         return made
 
 
@@ -325,9 +336,16 @@ class Engine:
 
     # ------------------------------------------------------------------ running
 
-    def __call__(self, pixel_values: np.ndarray, hidden_states: bool = False, attentions: bool = False) -> dict:
+    def __call__(
+        self,
+        pixel_values: np.ndarray,
+        hidden_states: bool = False,
+        attentions: bool = False,
+        spent: dict[str, float] | None = None,
+    ) -> dict:
         """pixel_values (B, 3, H, W) float32 -> {"hidden_states": [...], "attentions": [...], "last_hidden_state",
-        "pooler_output", "logits"} (NCHW arrays, fresh each call; only what the head computes)."""
+        "pooler_output", "logits"} (NCHW arrays, fresh each call; only what the head computes).
+        With `spent`, seconds per kind of step are added to it (Plan.run)."""
         key = (pixel_values.shape, hidden_states, attentions)
         plans = self._thread_plans()
         plan = plans.pop(key, None) or self._build(pixel_values.shape, hidden_states, attentions)
@@ -335,7 +353,7 @@ class Engine:
         while len(plans) > MAX_PLANS_PER_THREAD:
             plans.popitem(last=False)
         stem_input(pixel_values, plan.input)
-        made = plan.run()
+        made = plan.run(spent)
         singles = {name: arrays[0] for name, arrays in made.items() if name not in ("hidden_states", "attentions")}
         return {"hidden_states": made.get("hidden_states", []), "attentions": made.get("attentions", []), **singles}
 
@@ -417,6 +435,7 @@ class Engine:
                 out_w,
                 code,
                 work=batch * out.blocks * LANES * out_h * out_w * len(conv.taps),
+                label=f"conv depthwise {conv.size}x{conv.size}",
             )
         else:
             flags, r_buffer, r_strides = ADD_BIAS, out.buffer, (0, 0, 0, 0)
@@ -456,6 +475,7 @@ class Engine:
                 flags,
                 code,
                 work=batch * out_h * out_w * out.blocks * LANES * k * len(conv.taps),
+                label="linear" if x.height == 1 and x is not out else f"conv {conv.size}x{conv.size}",
             )
         if after is not None:
             plan.add(_apply, after, out.interior())

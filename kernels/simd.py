@@ -22,6 +22,9 @@ AVX-512 core). Addresses are element offsets into flat arrays, computed by the c
     B[t, k, n*16 + l] = b[b_off + b_taps[t] + k * b_ks + n * b_bs + l]
     C[r, n*16 + l] = c[c_off + r * c_rs + n * c_bs + l], init from r_arr[r_off + r * c_rs + n * r_bs + l]
 
+flags say what happens to a tile before it is stored: LOAD_INIT, ADD_BIAS, then SILU or RELU
+(the activation in registers, with the same polynomial exp as activation.fast_exp).
+
 so one tile serves every layout the engine uses. The NumPy twin of a full product is
 `np.matmul`; kernels/conv.py and kernels/attention.py name theirs.
 
@@ -47,6 +50,8 @@ LANES = 16  # channels per block; every layout in the engine uses it, whatever t
 # gemm_tile flags
 LOAD_INIT = 1  # start from r_arr (a residual, or partial sums) instead of zero
 ADD_BIAS = 2  # add bias[bias_off + n*16 + l] at the end
+SILU = 4  # then x / (1 + e^-x) in registers (activation.fast_exp's polynomial, as vector code)
+RELU = 8  # then max(x, 0), NaN kept
 
 _AVX512_CPUS = ("skylake-avx512", "cascadelake", "cooperlake", "cannonlake", "icelake", "tigerlake", "rocketlake")
 _AVX512_CPUS += (
@@ -139,6 +144,42 @@ class _Vectors:
     def fma(self, a, b, c):
         return self.builder.call(self._fma, [a, b, c])
 
+    def splat(self, value: float):
+        return ir.Constant(self.vector, [ir.Constant(self.scalar, value)] * LANES)
+
+    def _intrinsic(self, name: str, arity: int):
+        fnty = ir.FunctionType(self.vector, [self.vector] * arity)
+        return cgutils.get_or_insert_function(
+            self.builder.module, fnty, f"llvm.{name}.v{LANES}{self.scalar.intrinsic_name}"
+        )
+
+    def exp(self, x):
+        """e^x, lane by lane: activation.fast_exp (Cephes expf) as vector code. Twin: np.exp."""
+        b = self.builder
+        x = b.call(self._intrinsic("maxnum", 2), [x, self.splat(-87.33654)])
+        x = b.call(self._intrinsic("minnum", 2), [x, self.splat(88.0)])
+        k = b.call(self._intrinsic("floor", 1), [b.fadd(b.fmul(x, self.splat(1.4426950408889634)), self.splat(0.5))])
+        r = b.fadd(b.fsub(x, b.fmul(k, self.splat(0.693359375))), b.fmul(k, self.splat(2.12194440e-4)))
+        p = self.splat(1.9875691500e-4)
+        for c in (1.3981999507e-3, 8.3334519073e-3, 4.1665795894e-2, 1.6666665459e-1, 5.0000001201e-1):
+            p = b.fadd(b.fmul(p, r), self.splat(c))
+        p = b.fadd(b.fadd(b.fmul(b.fmul(p, r), r), r), self.splat(1.0))  # e^r
+        ints = ir.VectorType(ir.IntType(32), LANES)
+        exponent = b.shl(b.add(b.fptosi(k, ints), ir.Constant(ints, [127] * LANES)), ir.Constant(ints, [23] * LANES))
+        return b.fmul(p, b.bitcast(exponent, self.vector))  # e^r * 2^k
+
+    def activate(self, flags, accumulators) -> None:
+        """In place on accumulator slots: SiLU or ReLU as `flags` says (simd.SILU / simd.RELU)."""
+        b = self.builder
+        with b.if_then(self.flag(flags, SILU)):
+            for slot in accumulators:
+                x = b.load(slot)
+                b.store(b.fdiv(x, b.fadd(self.splat(1.0), self.exp(b.fsub(self.zero(), x)))), slot)
+        with b.if_then(self.flag(flags, RELU)):
+            for slot in accumulators:
+                x = b.load(slot)
+                b.store(b.select(b.fcmp_ordered(">", x, self.zero()), x, b.fmul(x, self.zero())), slot)
+
     def zero(self):
         return ir.Constant(self.vector, None)
 
@@ -229,6 +270,7 @@ def _gemm_tile(typingctx, rows, blocks, operands):
                 bias_vector = v.load(pbias, builder.add(bias_off, v.const(j * LANES)))
                 for i in range(nrows):
                     builder.store(builder.fadd(builder.load(acc[i][j]), bias_vector), acc[i][j])
+        v.activate(flags, [slot for row in acc for slot in row])
         for i in range(nrows):
             for j in range(nblocks):
                 v.store(builder.load(acc[i][j]), pc, at(c_off, i, j))
@@ -244,13 +286,13 @@ def _gemm_tile(typingctx, rows, blocks, operands):
 def _depthwise_tile(typingctx, rows, operands):
     """depthwise_tile(ROWS, ...): ROWS output pixels of one channel block (see the module docstring)."""
     nrows = _literal(rows)
-    if nrows is None or not isinstance(operands, types.BaseTuple) or len(operands) != 12:
+    if nrows is None or not isinstance(operands, types.BaseTuple) or len(operands) != 13:
         return None
 
     def codegen(context, builder, sig, args):
         t = sig.args[1].types
-        args = [builder.extract_value(args[1], i) for i in range(12)]
-        x, x_off, x_rs, x_taps, w, w_off, ntaps, bias, bias_off, out, out_off, out_rs = args
+        args = [builder.extract_value(args[1], i) for i in range(13)]
+        x, x_off, x_rs, x_taps, w, w_off, ntaps, bias, bias_off, out, out_off, out_rs, flags = args
         v = _Vectors(context, builder, t[0].dtype)
         px, ptaps, pw, pbias, pout = (_data(context, builder, t[i], args[i]) for i in (0, 3, 4, 7, 9))
         start = v.load(pbias, bias_off)
@@ -262,6 +304,7 @@ def _depthwise_tile(typingctx, rows, operands):
             for i in range(nrows):
                 pixel = v.load(px, builder.add(base, row_offsets[i]))
                 builder.store(v.fma(weight, pixel, builder.load(acc[i])), acc[i])
+        v.activate(flags, acc)
         for i in range(nrows):
             v.store(builder.load(acc[i]), pout, v.offset(out_off, (ir.Constant(v.i64, i), out_rs)))
         return context.get_dummy_value()
@@ -315,17 +358,25 @@ def _python_gemm_tile(rows, blocks, operands):
         acc = acc + np.einsum("rk,knl->rnl", tap_a, b[b_off + b_taps[t] + b_idx])
     if flags & ADD_BIAS:
         acc = acc + bias[bias_off + np.arange(blocks)[:, None] * LANES + _LANE]
-    c[c_off + c_idx] = acc
+    c[c_off + c_idx] = _python_activate(acc, flags)
+
+
+def _python_activate(x: np.ndarray, flags: int) -> np.ndarray:
+    if flags & SILU:
+        return x / (1 + np.exp(-x))
+    if flags & RELU:
+        return np.where(x > 0, x, x * 0)
+    return x
 
 
 def _python_depthwise_tile(rows, operands):
-    x, x_off, x_rs, x_taps, w, w_off, ntaps, bias, bias_off, out, out_off, out_rs = operands
+    x, x_off, x_rs, x_taps, w, w_off, ntaps, bias, bias_off, out, out_off, out_rs, flags = operands
     x, w, bias, out = (a.reshape(-1) for a in (x, w, bias, out))
     pixels = np.arange(rows)[:, None] * x_rs + _LANE  # (rows, 16)
     acc = np.broadcast_to(bias[bias_off + _LANE], (rows, LANES)).copy()
     for t in range(ntaps):
         acc += w[w_off + t * LANES + _LANE] * x[x_off + x_taps[t] + pixels]
-    out[out_off + np.arange(rows)[:, None] * out_rs + _LANE] = acc
+    out[out_off + np.arange(rows)[:, None] * out_rs + _LANE] = _python_activate(acc, flags)
 
 
 gemm_tile = _python_gemm_tile if config.DISABLE_JIT else _gemm_tile
