@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 import time
 import warnings
@@ -97,6 +98,8 @@ def load_model(cls: type[_Model], model: str, backend: str = "numpy") -> tuple[_
     if head is not None and head != cls.head:
         command = "segment" if head == "segmentation" else "classify"
         raise CLIError(f"{model} is a {head} checkpoint; use `{PROG} {command}` for it")
+    if config.num_labels == 0:  # transformers then puts an identity where the classifier would be
+        raise CLIError(f"{folder}/config.json has no labels (num_labels 0): the model outputs features, not classes")
     return cls.from_pretrained(folder, backend=backend, config=config), folder
 
 
@@ -114,9 +117,31 @@ def load_processor(folder: str) -> MobileViTImageProcessor:
 
 
 def _check_images(paths: list[str]) -> None:
+    from mobilevit_np.image_processing import check_image_file
+
     for path in paths:
-        if not os.path.isfile(path):
-            raise CLIError(f"image not found: {path}")
+        check_image_file(path)
+
+
+def _image_format(path: str, option: str, formats: tuple[str, ...] | None = None) -> str:
+    """The Pillow format an output path's extension names, checked before anything is computed."""
+    from PIL import Image
+
+    if os.path.isdir(path):
+        raise CLIError(f"{option} {path} is a folder; give a file name, such as {os.path.join(path, 'mask.png')}")
+    extension = os.path.splitext(path)[1].lower()
+    found = Image.registered_extensions().get(extension)
+    if formats is not None and found not in formats:
+        raise CLIError(f"{option} {path}: the mask keeps one class index per pixel, so it is a PNG; name it .png")
+    if found is None or found not in Image.SAVE:
+        raise CLIError(f"{option} {path}: {extension or 'no extension'} is not an image format Pillow writes")
+    return found
+
+
+def _save_image(image, path: str, image_format: str, args: argparse.Namespace) -> None:
+    from mobilevit_np.files import write_atomically
+
+    write_atomically(path, lambda tmp: image.save(tmp, format=image_format), args.force, sources=[args.image])
 
 
 # ---------------------------------------------------------------- commands
@@ -152,24 +177,34 @@ def cmd_classify(args: argparse.Namespace) -> None:
 
 
 def cmd_segment(args: argparse.Namespace) -> None:
+    from mobilevit_np.files import check_destination
     from mobilevit_np.image_processing import load_image
     from mobilevit_np.modeling import MobileViTForSemanticSegmentation
     from mobilevit_np.palette import colorize, overlay
-    from mobilevit_np.postprocess import OUTSIDE, segment_image
+    from mobilevit_np.postprocess import outside_label, segment_image
 
     _check_images([args.image])
-    for out in (args.output, args.overlay):
-        if out and not os.path.isdir(os.path.dirname(os.path.abspath(out))):
-            raise CLIError(f"cannot write {out}: its folder does not exist")
+    # Every output is checked before the model runs: its folder, its format, what it would replace.
+    if args.output and args.overlay and os.path.abspath(args.output) == os.path.abspath(args.overlay):
+        raise CLIError(f"--output and --overlay are both {args.output}")
+    formats = {}
+    for option, path, allowed in (("--output", args.output, ("PNG",)), ("--overlay", args.overlay, None)):
+        if path:
+            formats[option] = _image_format(path, option, allowed)
+            check_destination(path, args.force, sources=[args.image])
     model, folder = load_model(MobileViTForSemanticSegmentation, args.model, args.backend)
     processor = load_processor(folder)
     image = load_image(args.image)
-    mask = segment_image(model, processor, image)  # (H, W) at the image's size
-    if args.output:
-        colorize(mask).save(args.output)  # palette PNG: pixel values are the class indices
+    try:
+        mask = segment_image(model, processor, image)  # (H, W) at the image's size
+    except ValueError as e:
+        raise CLIError(f"{args.image}: {e}") from None
+    outside = outside_label(model.config.num_labels)
+    if args.output:  # palette PNG (16-bit grey from 256 classes on): pixel values are the class indices
+        _save_image(colorize(mask), args.output, formats["--output"], args)
     if args.overlay:
-        overlay(image, mask).save(args.overlay)
-    labels = {**model.config.id2label, OUTSIDE: "(outside the center crop: not predicted)"}
+        _save_image(overlay(image, mask, outside=outside), args.overlay, formats["--overlay"], args)
+    labels = {**model.config.id2label, outside: "(outside the center crop: not predicted)"}
     classes, counts = np.unique(mask, return_counts=True)
     print(f"{args.image}: {mask.shape[1]}x{mask.shape[0]} pixels")
     for i in np.argsort(-counts, kind="stable"):
@@ -207,8 +242,6 @@ def cmd_convert(args: argparse.Namespace) -> None:
 
     if not os.path.isfile(args.source):
         raise CLIError(f"file not found: {args.source}")
-    if os.path.exists(args.destination) and not args.force:
-        raise CLIError(f"{args.destination} already exists; pass --force to overwrite it")
     out = convert(args.source, args.destination, overwrite=args.force)
     print(f"wrote {out}")
 
@@ -239,6 +272,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", required=True, help="segmentation checkpoint folder or Hub id")
     p.add_argument("--output", "--out", "-o", help="write the class mask here (palette PNG, value = class index)")
     p.add_argument("--overlay", help="write the image with the mask's colours blended in")
+    p.add_argument("--force", action="store_true", help="overwrite existing output files (never the input image)")
     p.add_argument("--backend", choices=BACKENDS, default="numpy", help=BACKEND_HELP)
     p.set_defaults(run=cmd_segment)
 
@@ -275,6 +309,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `mobilevit-np classify ... | head -1`: the reader has gone, as for any Unix tool
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the exit-time flush is silent too
+        return 128 + signal.SIGPIPE
     except Exception as error:
         if args.debug:
             raise

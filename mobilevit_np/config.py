@@ -21,6 +21,14 @@ from mobilevit_np.activations import ACTIVATIONS
 T = TypeVar("T")
 
 SUPPORTED_MODEL_TYPE = "mobilevit"
+# Bounds on the fields no weight depends on, so nothing in a file ties them to real work.
+# patch_size: a map smaller than a patch is upsampled to one patch, so a patch of 1000 turns
+# a 32x32 map into 1000x1000 (a minute and gigabytes); Apple's checkpoints use 2. The
+# atrous rates pad the ASPP's input by the rate on each side; Apple's use 6, 12, 18.
+MAX_PATCH_SIZE = 32
+MAX_ATROUS_RATE = 64
+# config.json and preprocessor_config.json are a few KB (ImageNet-22k's 21,843 labels: ~1 MB).
+MAX_SETTINGS_BYTES = 16 * 1024 * 1024
 PROBLEM_TYPES = (None, "regression", "single_label_classification", "multi_label_classification")
 
 
@@ -97,7 +105,7 @@ class MobileViTConfig:
             )
         _check_int(self, "num_channels", minimum=1)
         _check_int(self, "image_size", minimum=1)
-        _check_int(self, "patch_size", minimum=1)
+        _check_int(self, "patch_size", minimum=1, maximum=MAX_PATCH_SIZE)
         _check_int_list(self, "hidden_sizes", length=3)
         _check_int_list(self, "neck_hidden_sizes", length=7)
         _check_int(self, "num_attention_heads", minimum=1)
@@ -107,6 +115,12 @@ class MobileViTConfig:
                     f"hidden_sizes: {size} is not divisible by num_attention_heads={self.num_attention_heads}"
                 )
         _check_number(self, "mlp_ratio", positive=True)
+        for size in self.hidden_sizes:
+            if int(size * self.mlp_ratio) < 1:
+                raise ConfigError(
+                    f"mlp_ratio {self.mlp_ratio} gives the transformer of width {size} an MLP of "
+                    f"int({size} * {self.mlp_ratio}) = 0 units; it needs at least 1"
+                )
         _check_number(self, "expand_ratio", positive=True)
         if not isinstance(self.hidden_act, str) or self.hidden_act not in ACTIVATIONS:
             raise ConfigError(
@@ -133,7 +147,7 @@ class MobileViTConfig:
         if not isinstance(self.qkv_bias, bool):
             raise ConfigError(f"qkv_bias must be true or false, got {self.qkv_bias!r}")
         _check_int(self, "aspp_out_channels", minimum=1)
-        _check_int_list(self, "atrous_rates", length=3)
+        _check_int_list(self, "atrous_rates", length=3, maximum=MAX_ATROUS_RATE)
         _check_int(self, "semantic_loss_ignore_index")
         if self.problem_type not in PROBLEM_TYPES:
             raise ConfigError(f"problem_type must be one of {PROBLEM_TYPES}, got {self.problem_type!r}")
@@ -185,7 +199,10 @@ MobileViTConfig.num_labels = property(lambda self: len(self.id2label), doc="len(
 
 
 def read_json_file(file: str, error: type[Exception]) -> Any:
-    """The parsed contents of a JSON file; malformed JSON raises `error` naming the file."""
+    """The parsed contents of a JSON file; malformed JSON, or a file too big to be settings, raises `error`."""
+    size = os.path.getsize(file)
+    if size > MAX_SETTINGS_BYTES:
+        raise error(f"{file} is {size} bytes; a settings file is at most {MAX_SETTINGS_BYTES} (not read)")
     try:
         with open(file, encoding="utf-8") as f:
             return json.load(f)
@@ -218,25 +235,27 @@ def write_json_file(file: str, data: dict[str, Any]) -> None:
 
 
 # ---------------------------------------------------------------- field checks
-def _check_int_value(name: str, value: Any, minimum: int | None = None) -> None:
+def _check_int_value(name: str, value: Any, minimum: int | None = None, maximum: int | None = None) -> None:
     if not isinstance(value, int) or isinstance(value, bool):
         raise ConfigError(f"{name} must be an integer, got {value!r}")
     if minimum is not None and value < minimum:
         raise ConfigError(f"{name} must be >= {minimum}, got {value}")
+    if maximum is not None and value > maximum:
+        raise ConfigError(f"{name} must be <= {maximum}, got {value} (see mobilevit_np.config for why)")
 
 
-def _check_int(config: MobileViTConfig, name: str, minimum: int | None = None) -> None:
-    _check_int_value(name, getattr(config, name), minimum)
+def _check_int(config: MobileViTConfig, name: str, minimum: int | None = None, maximum: int | None = None) -> None:
+    _check_int_value(name, getattr(config, name), minimum, maximum)
 
 
-def _check_int_list(config: MobileViTConfig, name: str, length: int) -> None:
+def _check_int_list(config: MobileViTConfig, name: str, length: int, maximum: int | None = None) -> None:
     values = getattr(config, name)
     if not isinstance(values, list):
         raise ConfigError(f"{name} must be a list of {length} integers, got {values!r}")
     if len(values) != length:
         raise ConfigError(f"{name} must have {length} entries, got {len(values)}: {values}")
     for v in values:
-        _check_int_value(name, v, minimum=1)
+        _check_int_value(name, v, minimum=1, maximum=maximum)
 
 
 def _check_number(config: MobileViTConfig, name: str, positive: bool = False) -> None:

@@ -72,8 +72,7 @@ def load_image(path: str | os.PathLike) -> Image.Image:
     that it is refused before any pixel is decoded.
     """
     path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"image not found: {path}")
+    check_image_file(path)
     if os.path.getsize(path) == 0:
         raise ValueError(f"{path}: empty file (0 bytes), not an image")
     try:
@@ -91,16 +90,48 @@ def load_image(path: str | os.PathLike) -> Image.Image:
         raise
     except Exception as e:  # Pillow's decoders report broken data as OSError, SyntaxError, ValueError, EOFError, ...
         raise ValueError(f"{path}: truncated or corrupt image file ({type(e).__name__}: {e})") from None
-    return to_rgb(upright)
+    try:
+        return to_rgb(upright)
+    except ValueError as e:
+        raise ValueError(f"{path}: {e}") from None
+
+
+def check_image_file(path: str) -> None:
+    """Refuse a path that is not a regular file: missing, a folder, or a pipe or device (which could block)."""
+    if os.path.isfile(path):
+        return
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"{path} is a folder, not an image file")
+    if os.path.exists(path):
+        raise ValueError(f"{path} is not a regular file (a pipe, socket or device); images are read from files")
+    raise FileNotFoundError(f"image not found: {path}")
 
 
 def to_rgb(image: Image.Image) -> Image.Image:
-    """Any PIL mode -> RGB (grey repeated, palette looked up, alpha dropped, 16-bit reduced to 8)."""
+    """Any PIL mode -> RGB (grey repeated, palette looked up, alpha dropped, 16-bit reduced to 8).
+
+    32-bit modes have no pixel range Pillow's convert understands: it saturates mode I values
+    above 255 to white and turns mode F black (and so does transformers). Mode I is taken when
+    its values lie in 0..255 (where transformers agrees); otherwise both are refused.
+    """
     if image.mode == "RGB":
         return image
     if image.mode in SIXTEEN_BIT_MODES:
         # Keep the high byte, as Pillow itself does for 16-bit RGB PNGs.
         image = Image.fromarray((np.asarray(image, dtype=np.uint16) >> 8).astype(np.uint8))
+    elif image.mode == "F":
+        raise ValueError(
+            "a 32-bit float image (PIL mode F) has no standard pixel range (Pillow's RGB conversion turns it black); "
+            "scale it to 0..255 and convert it to mode L, or pass an array of values in [0, 1] with do_rescale=False"
+        )
+    elif image.mode == "I":
+        values = np.asarray(image)
+        if values.size and (values.min() < 0 or values.max() > 255):
+            raise ValueError(
+                f"a 32-bit integer image (PIL mode I) with values {values.min()}..{values.max()}: Pillow's RGB "
+                "conversion would saturate them to white; scale them to 0..255 (mode L) first"
+            )
+        image = Image.fromarray(values.astype(np.uint8))
     return image.convert("RGB")
 
 
@@ -282,13 +313,20 @@ def _size_dict(value: Any) -> dict[str, int]:
     """
     if isinstance(value, dict):
         if set(value) == {"shortest_edge"}:
-            return {"shortest_edge": _check_side("size.shortest_edge", value["shortest_edge"])}
-        if set(value) == {"height", "width"}:
-            return {k: _check_side(f"size.{k}", value[k]) for k in ("height", "width")}
-        raise ValueError(f"size must have the keys {{shortest_edge}} or {{height, width}}, got {sorted(value)}")
-    if isinstance(value, (list, tuple)) and len(value) == 2:
-        return {"height": _check_side("size", value[0]), "width": _check_side("size", value[1])}
-    return {"shortest_edge": _check_side("size", value)}
+            size = {"shortest_edge": _check_side("size.shortest_edge", value["shortest_edge"])}
+        elif set(value) == {"height", "width"}:
+            size = {k: _check_side(f"size.{k}", value[k]) for k in ("height", "width")}
+        else:
+            raise ValueError(f"size must have the keys {{shortest_edge}} or {{height, width}}, got {sorted(value)}")
+    elif isinstance(value, (list, tuple)) and len(value) == 2:
+        size = {"height": _check_side("size", value[0]), "width": _check_side("size", value[1])}
+    else:
+        size = {"shortest_edge": _check_side("size", value)}
+    if "shortest_edge" in size:  # every image becomes at least shortest_edge x shortest_edge
+        _check_area("size.shortest_edge", size["shortest_edge"], size["shortest_edge"])
+    else:
+        _check_area("size", size["height"], size["width"])
+    return size
 
 
 def _crop_dict(value: Any) -> dict[str, int]:
@@ -296,11 +334,14 @@ def _crop_dict(value: Any) -> dict[str, int]:
     if isinstance(value, dict):
         if set(value) != {"height", "width"}:
             raise ValueError(f"crop_size must have the keys {{height, width}}, got {sorted(value)}")
-        return {k: _check_side(f"crop_size.{k}", value[k]) for k in ("height", "width")}
-    if isinstance(value, (list, tuple)) and len(value) == 2:
-        return {"height": _check_side("crop_size", value[0]), "width": _check_side("crop_size", value[1])}
-    side = _check_side("crop_size", value)
-    return {"height": side, "width": side}
+        crop = {k: _check_side(f"crop_size.{k}", value[k]) for k in ("height", "width")}
+    elif isinstance(value, (list, tuple)) and len(value) == 2:
+        crop = {"height": _check_side("crop_size", value[0]), "width": _check_side("crop_size", value[1])}
+    else:
+        side = _check_side("crop_size", value)
+        crop = {"height": side, "width": side}
+    _check_area("crop_size", crop["height"], crop["width"])
+    return crop
 
 
 def _check_resample(value: Any) -> Image.Resampling:
@@ -311,9 +352,19 @@ def _check_resample(value: Any) -> Image.Resampling:
 
 
 def _check_factor(value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ValueError(f"rescale_factor must be a number, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        raise ValueError(f"rescale_factor must be a positive number (1/255 for 8-bit pixels), got {value!r}")
     return float(value)
+
+
+def _check_area(name: str, height: int, width: int) -> None:
+    """A size setting whose output alone exceeds Pillow's decompression-bomb limit is refused up front."""
+    limit = Image.MAX_IMAGE_PIXELS
+    if limit is not None and height * width > limit:
+        raise ValueError(
+            f"{name} asks for {width}x{height} = {height * width} pixels per image, more than "
+            f"PIL.Image.MAX_IMAGE_PIXELS ({limit})"
+        )
 
 
 SETTINGS = {  # name -> checker; the processor's attributes, as transformers names them
@@ -470,6 +521,8 @@ class MobileViTImageProcessor:
                 else (size["height"], size["width"])
             )
         crop = (s["crop_size"]["height"], s["crop_size"]["width"]) if s["do_center_crop"] else resized
+        _check_pixel_count("resizing", (height, width), resized)
+        _check_pixel_count("cropping", (height, width), crop)
         return {"resized": resized, "crop": crop}
 
     def _process_image(self, image: np.ndarray, s: dict[str, Any]) -> np.ndarray:
@@ -477,13 +530,25 @@ class MobileViTImageProcessor:
         geometry = self.output_geometry(*image.shape[1:], **s)
         if s["do_resize"]:
             image = resize(image, geometry["resized"], s["resample"])
-        if s["do_rescale"]:
-            image = rescale(image, s["rescale_factor"])
+        # Cropping before rescaling gives the same numbers as transformers' order (the padding is
+        # 0 either way) and converts only the crop to float.
         if s["do_center_crop"]:
             image = center_crop(image, geometry["crop"])
+        if s["do_rescale"]:
+            image = rescale(image, s["rescale_factor"])
         if s["do_flip_channel_order"]:
             image = flip_channel_order(image)
         return np.ascontiguousarray(image, dtype=np.float32)
+
+    def _pixel_values(self, image: ImageLike, s: dict[str, Any]) -> np.ndarray:
+        """One image -> (3, crop_h, crop_w); a refusal names the file when the image is a path."""
+        chw = _as_chw(image)
+        try:
+            return self._process_image(chw, s)
+        except ValueError as e:
+            if isinstance(image, (str, os.PathLike)):
+                raise ValueError(f"{os.fspath(image)}: {e}") from None
+            raise
 
     def _process_label_map(self, label_map: np.ndarray, s: dict[str, Any]) -> np.ndarray:
         """(1, H, W) class indices -> (crop_h, crop_w) int64: same geometry, nearest neighbour."""
@@ -512,7 +577,7 @@ class MobileViTImageProcessor:
         if return_tensors not in ("np", None):
             raise ValueError(f"return_tensors must be 'np' or None (NumPy arrays only), got {return_tensors!r}")
         s = self._settings(overrides)
-        pixel_values = [self._process_image(_as_chw(image), s) for image in _flat_list(images, 3)]
+        pixel_values = [self._pixel_values(image, s) for image in _flat_list(images, 3)]
         data = {"pixel_values": pixel_values}
         if segmentation_maps is not None:
             maps = _flat_list(segmentation_maps, 2)
@@ -565,6 +630,22 @@ def check_target_size(size: Any) -> tuple[int, int]:
     if len(size) != 2 or not all(isinstance(n, (int, np.integer)) and n > 0 for n in size):
         raise ValueError(f"a target size must be (height, width) with positive integers, got {size!r}")
     return int(size[0]), int(size[1])
+
+
+def _check_pixel_count(step: str, size: tuple[int, int], out: tuple[int, int]) -> None:
+    """Refuse an output (h, w) above Pillow's decompression-bomb limit before anything is allocated.
+
+    A 1x4000 image resized to a shortest edge of 224 would be 224 x 896,000 pixels: the limit
+    that guards a file's own size guards what the processor makes of it too.
+    """
+    limit = Image.MAX_IMAGE_PIXELS
+    if limit is not None and out[0] * out[1] > limit:
+        ratio = max(size) / max(min(size), 1)
+        raise ValueError(
+            f"{step} the {size[1]}x{size[0]} image would make {out[1]}x{out[0]} = {out[0] * out[1]} pixels, more "
+            f"than PIL.Image.MAX_IMAGE_PIXELS ({limit}); an aspect ratio of {ratio:.0f}:1 or a size setting this "
+            "large is refused (crop the image first, or raise the limit if you mean it)"
+        )
 
 
 def _stack(key: str, arrays: list[np.ndarray]) -> np.ndarray:

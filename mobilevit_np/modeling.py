@@ -24,6 +24,7 @@ from mobilevit_np.checkpoints.hub import resolve_checkpoint
 from mobilevit_np.checkpoints.state_dict import build_tree, load_checkpoint_tensors, prepare_state_dict
 from mobilevit_np.config import MobileViTConfig
 from mobilevit_np.layers import interpolate_bilinear
+from mobilevit_np.memory import check_forward_memory
 from mobilevit_np.model import BackboneResult, backbone, classification_head, expand_and_pool, segmentation_head
 from mobilevit_np.trace import Trace, tracing, tracing_active
 
@@ -163,6 +164,7 @@ class _PreTrained:
             )
         if min(x.shape[2:]) < 1 or x.shape[0] < 1:
             raise ValueError(f"pixel_values is empty: shape {x.shape}")
+        check_forward_memory(self.config, x.shape, self.dtype)  # a batch too large fails now, saying so
         return np.ascontiguousarray(x, dtype=self.dtype)
 
     def trace(self, pixel_values: np.ndarray, **kwargs) -> Trace:

@@ -32,7 +32,16 @@ from mobilevit_np.layers import interpolate_bilinear, softmax
 if TYPE_CHECKING:
     from mobilevit_np.modeling import MobileViTForSemanticSegmentation
 
-OUTSIDE = 255  # label of pixels the model did not see (the semantic_loss_ignore_index)
+OUTSIDE = 255  # label of pixels the model did not see (the semantic_loss_ignore_index), up to 255 classes
+WIDE_OUTSIDE = 65535  # the same for 256 .. 65535 classes, whose masks are saved as 16-bit PNGs
+MAX_CLASSES = WIDE_OUTSIDE
+
+
+def outside_label(num_labels: int) -> int:
+    """The mask value of "not predicted" pixels: 255, or 65535 when 255 is a class id of its own."""
+    if num_labels > MAX_CLASSES:
+        raise ValueError(f"a segmenter of {num_labels} classes has more than a 16-bit mask can hold ({MAX_CLASSES})")
+    return OUTSIDE if num_labels <= OUTSIDE else WIDE_OUTSIDE
 
 
 def top_k_classes(logits: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -53,7 +62,8 @@ def mask_at_image_size(
 
     The logits cover the processor's crop of the resized image. Upsample them to the
     crop (bilinear, as transformers), put the crop back where it came from in the resized
-    image (pixels outside it get OUTSIDE = 255), then resize that to the image's size
+    image (pixels outside it get outside_label(num_labels): 255, or 65535 from 256 classes on),
+    then resize that to the image's size
     with nearest neighbour, so labels stay labels.
     """
     logits = np.asarray(logits)
@@ -61,9 +71,10 @@ def mask_at_image_size(
     if logits.ndim != 3:
         raise ValueError(f"expected one image's logits (num_labels, h, w), got shape {logits.shape}")
     height, width = check_target_size(image_size)
+    outside = outside_label(logits.shape[0])  # before the upsampling, which allocates per class
     geometry = processor.output_geometry(height, width)
     crop_mask = interpolate_bilinear(logits[None], geometry["crop"])[0].argmax(axis=0)  # (crop_h, crop_w)
-    resized = np.full(geometry["resized"], OUTSIDE, dtype=np.int32)
+    resized = np.full(geometry["resized"], outside, dtype=np.int32)
     image_part, crop_part = crop_window(geometry["resized"], geometry["crop"])
     resized[image_part] = crop_mask[crop_part]  # undo the center crop
     if geometry["resized"] != (height, width):

@@ -85,7 +85,8 @@ def test_cli_convert_interrupted(source, tmp_path, monkeypatch, capsys):
     assert "mobilevit-np: interrupted" in capsys.readouterr().err
     interrupt_writes(monkeypatch, OSError(28, "No space left on device"))
     assert cli.main(["convert", str(source), str(tmp_path / "out.safetensors")]) == 1
-    assert "error: [Errno 28] No space left on device" in capsys.readouterr().err
+    out = tmp_path / "out.safetensors"
+    assert f"error: [Errno 28] cannot write {out}: No space left on device" in capsys.readouterr().err
     assert sorted(os.listdir(tmp_path)) == ["pytorch_model.bin"]
 
 

@@ -153,7 +153,7 @@ def test_legacy_do_flip_channels_false_is_ignored_like_transformers(tmp_path):
         ({"crop_size": {"height": 3}}, "crop_size must have the keys"),
         ({"resample": 9}, "resample must be one of Pillow's filters"),
         ({"do_resize": "yes"}, "do_resize must be true or false"),
-        ({"rescale_factor": "x"}, "rescale_factor must be a number"),
+        ({"rescale_factor": "x"}, "rescale_factor must be a positive number"),
     ],
 )
 def test_bad_settings_name_the_field(kwargs, message):

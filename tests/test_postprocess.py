@@ -171,7 +171,7 @@ def test_overlay_blends_only_predicted_classes():
     "mask, message",
     [
         (np.zeros((2, 2)), "integer class indices"),
-        (np.full((2, 3), 300), "must lie in \\[0, 255\\]"),
+        (np.full((2, 3), 70000), "must lie in \\[0, 65535\\]"),
         (np.zeros((3, 3), int), "same height and width"),
     ],
 )

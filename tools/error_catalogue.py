@@ -16,10 +16,13 @@ files are edits of tests/fixtures/bin/tiny.bin (written once by tools/make_bin_f
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import pickle
+import resource
 import shutil
+import signal
 import struct
 import sys
 import tempfile
@@ -30,13 +33,28 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import safetensors.numpy
 from make_figures import replace_block  # the <!-- generated:NAME --> blocks (tools/ is on sys.path)
 from PIL import Image
 
-from mobilevit_np import ConfigError, MobileViTForImageClassification, MobileViTImageProcessor, WeightsError
+from mobilevit_np import (
+    ConfigError,
+    MobileViTForImageClassification,
+    MobileViTImageProcessor,
+    WeightsError,
+    cli,
+    memory,
+)
 from mobilevit_np.checkpoints.safetensors_io import write_safetensors
-from mobilevit_np.checkpoints.state_dict import save_checkpoint
-from mobilevit_np.checkpoints.torch_pickle import LEGACY_MAGIC, UnsafePickleError, convert, load_torch_pickle
+from mobilevit_np.checkpoints.state_dict import load_checkpoint_tensors, save_checkpoint
+from mobilevit_np.checkpoints.torch_pickle import (
+    LEGACY_MAGIC,
+    MAX_GROWTH,
+    UnsafePickleError,
+    convert,
+    load_torch_pickle,
+)
+from mobilevit_np.image_processing import load_image
 from mobilevit_np.presets import tiny_config
 from mobilevit_np.random_weights import random_state_dict
 
@@ -111,6 +129,28 @@ def overlapping(header: dict) -> None:
 def out_of_range(header: dict) -> None:
     end = data_size(header)
     header["classifier.bias"]["data_offsets"] = [end - 4, end + 16]
+
+
+def duplicate_name(data: bytes) -> bytes:
+    """The header with classifier.bias's entry written a second time (pointing at the same bytes)."""
+    length = int.from_bytes(data[:8], "little")
+    text = data[8 : 8 + length].decode()
+    entry = json.dumps(json.loads(text)["classifier.bias"])
+    raw = (text[:-1] + f', "classifier.bias": {entry}}}').encode()
+    return struct.pack("<Q", len(raw)) + raw + data[8 + length :]
+
+
+def gap_in_data(data: bytes) -> bytes:
+    """4 unclaimed bytes inserted before the second tensor's data (later tensors shifted to match)."""
+    length = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8 : 8 + length])
+    body = data[8 + length :]
+    begin = sorted(e["data_offsets"][0] for k, e in header.items() if k != "__metadata__")[1]
+    for key, entry in header.items():
+        if key != "__metadata__" and entry["data_offsets"][0] >= begin:
+            entry["data_offsets"] = [offset + 4 for offset in entry["data_offsets"]]
+    raw = json.dumps(header).encode()
+    return struct.pack("<Q", len(raw)) + raw + body[:begin] + bytes(4) + body[begin:]
 
 
 def changed_state(change: Callable[[dict[str, np.ndarray]], None], **config_overrides) -> Callable[[], object]:
@@ -221,6 +261,27 @@ WEIGHT_CASES = [
         broken_file(edit_header(overlapping)),
         WeightsError,
         ("tensors 'classifier.bias' and 'classifier.weight' overlap", WEIGHTS),
+    ),
+    Case(
+        ON_WEIGHTS,
+        "a tensor name given twice in the header (json keeps the last)",
+        broken_file(duplicate_name),
+        WeightsError,
+        ("the header names 'classifier.bias' twice", WEIGHTS),
+    ),
+    Case(
+        ON_WEIGHTS,
+        "a gap in the data between two tensors",
+        broken_file(gap_in_data),
+        WeightsError,
+        ("4 bytes after tensor", "belong to no tensor", "the safetensors library refuses such files", WEIGHTS),
+    ),
+    Case(
+        ON_WEIGHTS,
+        "bytes after the last tensor",
+        broken_file(lambda d: d + bytes(8)),
+        WeightsError,
+        ("the rest belongs to no tensor", WEIGHTS),
     ),
     Case(
         ON_WEIGHTS,
@@ -368,6 +429,68 @@ def zip_without_pickle() -> object:
     return load_torch_pickle(BIN)
 
 
+# Pickle programs written opcode by opcode, as torch.save writes them (protocol 2), for
+# the globals torch has and this script cannot import.
+def op_str(text: str) -> bytes:
+    data = text.encode()
+    return b"X" + struct.pack("<I", len(data)) + data  # BINUNICODE
+
+
+def op_int(n: int) -> bytes:
+    return b"J" + struct.pack("<i", n)  # BININT
+
+
+def op_global(module: str, name: str) -> bytes:
+    return b"c" + f"{module}\n{name}\n".encode()  # GLOBAL
+
+
+def op_tuple(*items: bytes) -> bytes:
+    return b"(" + b"".join(items) + b"t"  # MARK ... TUPLE
+
+
+NO_HOOKS = op_global("collections", "OrderedDict") + b")R"  # OrderedDict()
+
+
+def op_tensor(storage: str, numel: int, size=None, dtype: str | None = None, module: str = "torch") -> bytes:
+    """torch._utils._rebuild_tensor_v2 (v3 with a dtype) of storage record '0', `numel` elements."""
+    size = (op_int(numel),) if size is None else size
+    pid = op_tuple(op_str("storage"), op_global(module, storage), op_str("0"), op_str("cpu"), op_int(numel))
+    args = [pid + b"Q", op_int(0), op_tuple(*size), op_tuple(*(op_int(1),) * len(size)), b"\x89", NO_HOOKS]
+    rebuild = "_rebuild_tensor_v2" if dtype is None else "_rebuild_tensor_v3"
+    return op_global("torch._utils", rebuild) + op_tuple(*args, *([op_global("torch", dtype)] if dtype else [])) + b"R"
+
+
+def state_program(entries: list[tuple[str, bytes]]) -> bytes:
+    """{name: object} from (name, opcodes building the object) pairs."""
+    return b"\x80\x02}(" + b"".join(op_str(name) + ops for name, ops in entries) + b"u."
+
+
+def archive_bin(program: bytes, record: bytes) -> str:
+    """pytorch_model.bin holding `program` and one storage record '0'."""
+    with zipfile.ZipFile(BIN, "w") as archive:
+        archive.writestr("archive/data.pkl", program)
+        archive.writestr("archive/byteorder", "little")
+        archive.writestr("archive/data/0", record)
+    return BIN
+
+
+def one_tensor(storage: str, numel: int, itemsize: int, **tensor) -> Callable[[], object]:
+    program = state_program([("weight", op_tensor(storage, numel, **tensor))])
+    return lambda: load_torch_pickle(archive_bin(program, bytes(numel * itemsize)))
+
+
+def memo_reuse(names: int = 300, numel: int = 4096) -> Callable[[], object]:
+    """One 16 KB tensor (memoised with BINPUT 1) under `names` names (BINGET 1): 4.8 MB as copies."""
+    first = ("layer.0.weight", op_tensor("FloatStorage", numel) + b"q\x01")
+    program = state_program([first] + [(f"layer.{i}.weight", b"h\x01") for i in range(1, names)])
+    return lambda: load_torch_pickle(archive_bin(program, bytes(4 * numel)))
+
+
+def convert_metadata_named() -> object:
+    archive_bin(state_program([("__metadata__", op_tensor("FloatStorage", 3))]), bytes(12))
+    return convert(BIN, "out.safetensors")
+
+
 ON_BIN = "PyTorch pytorch_model.bin (allowlist reader)"
 NOTHING_RAN = "nothing was executed"
 BIN_CASES = [
@@ -457,6 +580,57 @@ BIN_CASES = [
         ("legacy (pre-1.6) PyTorch file format", "unsupported", "re-save it with torch >= 1.6", "convert", BIN),
     ),
     Case(ON_BIN, "not a checkpoint at all", written(b"GIF89a..."), WeightsError, ("not a PyTorch checkpoint", BIN)),
+    Case(
+        ON_BIN,
+        "one storage under many names (pickle memo reuse: a small file asking for a copy per name)",
+        memo_reuse(),
+        WeightsError,
+        ("300 tensors (over 1 storages) would take 4915200 bytes", f"more than {MAX_GROWTH} x the file's", BIN),
+    ),
+    Case(
+        ON_BIN,
+        "a float8 tensor (torch.save: UntypedStorage + _rebuild_tensor_v3)",
+        one_tensor("UntypedStorage", 3, 1, dtype="float8_e4m3fn", module="torch.storage"),
+        WeightsError,
+        ("tensor 'weight': unsupported dtype float8_e4m3fn", BIN),
+    ),
+    Case(
+        ON_BIN,
+        "a uint16 tensor",
+        one_tensor("UntypedStorage", 6, 1, dtype="uint16", module="torch.storage"),
+        WeightsError,
+        ("tensor 'weight': unsupported dtype uint16", BIN),
+    ),
+    Case(
+        ON_BIN,
+        "a complex64 tensor (ComplexFloatStorage)",
+        one_tensor("ComplexFloatStorage", 3, 8),
+        WeightsError,
+        ("tensor 'weight': unsupported dtype complex64", BIN),
+    ),
+    Case(
+        ON_BIN,
+        "a tensor size of booleans",
+        one_tensor("FloatStorage", 3, 4, size=(b"\x88",)),
+        WeightsError,
+        ("malformed tensor", "size (True,)", "non-negative integers", BIN),
+    ),
+    Case(
+        ON_BIN,
+        "the pickle calls a storage type",
+        lambda: load_torch_pickle(
+            archive_bin(state_program([("weight", op_global("torch", "FloatStorage") + b")R")]), b"")
+        ),  # noqa: E501
+        UnsafePickleError,
+        ("refused a call of torch.FloatStorage", BIN),
+    ),
+    Case(
+        ON_BIN,
+        "convert: a tensor named __metadata__ (safetensors' reserved name)",
+        convert_metadata_named,
+        WeightsError,
+        ("a tensor is named '__metadata__'", "out.safetensors"),
+    ),
 ]
 
 
@@ -482,6 +656,14 @@ def broken_config(edit: Callable[[dict], object] | str) -> Callable[[], object]:
 
 def setting(**fields) -> Callable[[dict], None]:
     return lambda config: config.update(fields)
+
+
+def huge_file(path: str, trigger: Callable[[], object]) -> object:
+    """A good checkpoint whose file `path` is replaced by 1 GB (sparse: nothing is written), then trigger()."""
+    write_checkpoint()
+    with open(path, "wb") as f:
+        f.truncate(2**30)
+    return trigger()
 
 
 def no_config():
@@ -575,10 +757,80 @@ CONFIG_CASES = [
     ),
     Case(
         ON_CONFIG,
+        "patch_size 1000 (a 32x32 map upsampled to 1000x1000)",
+        broken_config(setting(patch_size=1000)),
+        ConfigError,
+        ("patch_size must be <= 32, got 1000", CONFIG),
+    ),
+    Case(
+        ON_CONFIG,
+        "mlp_ratio 0.001 (an MLP of 0 units)",
+        broken_config(setting(mlp_ratio=0.001)),
+        ConfigError,
+        ("mlp_ratio 0.001 gives the transformer of width 16 an MLP of", "= 0 units", CONFIG),
+    ),
+    Case(
+        ON_CONFIG,
+        "atrous_rates [6, 12, 100000] (padding the ASPP input by 100000)",
+        broken_config(setting(atrous_rates=[6, 12, 100000])),
+        ConfigError,
+        ("atrous_rates must be <= 64, got 100000", CONFIG),
+    ),
+    Case(ON_CONFIG, "a 1 GB config.json", lambda: huge_file(CONFIG, load), ConfigError, ("1073741824 bytes", CONFIG)),
+    Case(
+        ON_CONFIG,
         'model_type "mobilevitv2" (MobileViTV2)',
         broken_config(setting(model_type="mobilevitv2")),
         ConfigError,
         ("not supported yet", CONFIG),
+    ),
+]
+
+
+# ------------------------------------------------------------ preprocessor
+
+
+PREPROCESSOR = f"{CKPT}/preprocessor_config.json"
+
+
+def preprocessor(**settings) -> Callable[[], object]:
+    def trigger():
+        os.makedirs(CKPT, exist_ok=True)
+        Path(PREPROCESSOR).write_text(json.dumps({"crop_size": 256, "size": 288, **settings}))
+        return MobileViTImageProcessor.from_pretrained(CKPT)
+
+    return trigger
+
+
+ON_PREPROCESSOR = "Preprocessor config (preprocessor_config.json)"
+PREPROCESSOR_CASES = [
+    Case(
+        ON_PREPROCESSOR,
+        "rescale_factor -1",
+        preprocessor(rescale_factor=-1),
+        ValueError,
+        ("rescale_factor must be a positive number", PREPROCESSOR),
+    ),
+    Case(
+        ON_PREPROCESSOR,
+        "crop_size 100000",
+        preprocessor(crop_size=100000),
+        ValueError,
+        ("crop_size asks for 100000x100000 = 10000000000 pixels", "MAX_IMAGE_PIXELS", PREPROCESSOR),
+    ),
+    Case(
+        ON_PREPROCESSOR,
+        "shortest_edge 100000",
+        preprocessor(size={"shortest_edge": 100000}),
+        ValueError,
+        ("size.shortest_edge asks for 100000x100000", PREPROCESSOR),
+    ),
+    Case(
+        ON_PREPROCESSOR,
+        "a 1 GB preprocessor_config.json",
+        lambda: huge_file(PREPROCESSOR, lambda: MobileViTImageProcessor.from_pretrained(CKPT)),
+        ValueError,
+        ("1073741824 bytes", "at most", PREPROCESSOR),
     ),
 ]
 
@@ -617,6 +869,12 @@ def encoded(fmt: str, cut: float = 1.0) -> Callable[[], bytes]:
     return data
 
 
+def encoded_array(array: np.ndarray, fmt: str = "png") -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format=fmt)
+    return buffer.getvalue()
+
+
 def png_header(width: int, height: int) -> bytes:
     """A PNG that declares width x height RGB pixels and holds none (what a decompression bomb looks like)."""
     import zlib
@@ -634,9 +892,31 @@ def over_lowered_limit() -> object:
     limit = Image.MAX_IMAGE_PIXELS
     Image.MAX_IMAGE_PIXELS = 2000
     try:
-        return process("big.png")
+        return load_image("big.png")  # (the processor would refuse its 256x256 crop: above the limit too)
     finally:
         Image.MAX_IMAGE_PIXELS = limit
+
+
+def thirty_two_bit(mode: str) -> Callable[[], object]:
+    """A TIFF of PIL mode I (values to 61,420) or F (values in [0, 1])."""
+    values = np.arange(48 * 64).reshape(48, 64) * 20
+
+    def trigger():
+        array = values.astype(np.int32) if mode == "I" else (values / values.max()).astype(np.float32)
+        Image.fromarray(array).save(f"{mode}.tiff")
+        return process(f"{mode}.tiff")
+
+    return trigger
+
+
+def folder_as_image() -> object:
+    os.mkdir("photos")
+    return process("photos")
+
+
+def fifo() -> object:
+    os.mkfifo("pipe.png")
+    return process("pipe.png")
 
 
 ON_IMAGES = "Images (a path given to the processor or `load_image`)"
@@ -685,6 +965,29 @@ IMAGE_CASES = [
     ),
     Case(
         ON_IMAGES,
+        "a 1x4000 PNG (93 bytes; its short edge resized to 224 would make 224 x 896,000 pixels)",
+        image_file("thin.png", lambda: encoded_array(np.zeros((4000, 1, 3), np.uint8))),
+        ValueError,
+        ("would make 224x896000 = 200704000 pixels", "MAX_IMAGE_PIXELS", "aspect ratio of 4000:1", "thin.png"),
+    ),
+    Case(
+        ON_IMAGES,
+        "a 32-bit integer image (PIL mode I, e.g. a TIFF) with values above 255",
+        thirty_two_bit("I"),
+        ValueError,
+        ("PIL mode I", "values 0..61420", "saturate them to white", "I.tiff"),
+    ),
+    Case(
+        ON_IMAGES,
+        "a 32-bit float image (PIL mode F)",
+        thirty_two_bit("F"),
+        ValueError,
+        ("PIL mode F", "no standard pixel range", "F.tiff"),
+    ),
+    Case(ON_IMAGES, "a folder given as an image", folder_as_image, IsADirectoryError, ("photos is a folder",)),
+    Case(ON_IMAGES, "a named pipe (FIFO) given as an image", fifo, ValueError, ("pipe.png is not a regular file",)),
+    Case(
+        ON_IMAGES,
         "more pixels than PIL.Image.MAX_IMAGE_PIXELS, less than twice (a warning; the image loads)",
         over_lowered_limit,
         Image.DecompressionBombWarning,
@@ -705,6 +1008,24 @@ def model_call(shape: tuple[int, ...], dtype=np.float32) -> Callable[[], object]
     return trigger
 
 
+def big_batch() -> object:
+    """64 zero images of 512x512, as one broadcast view (nothing allocated until the model copies it)."""
+    config = tiny_config()
+    model = MobileViTForImageClassification.from_config(config, random_state_dict(config, "classification"))
+    return model(np.broadcast_to(np.zeros((1, 3, 512, 512), np.float32), (64, 3, 512, 512)))
+
+
+def with_available_memory(available: int, trigger: Callable[[], object]) -> object:
+    """trigger() on a machine reporting `available` free bytes (so the docs' numbers do not depend on
+    this one; tests/test_hostile_resources.py runs the real thing under a resource limit)."""
+    real = memory.available_bytes
+    memory.available_bytes = lambda: available
+    try:
+        return trigger()
+    finally:
+        memory.available_bytes = real
+
+
 ON_ARRAYS = "Arrays given to a model"
 ARRAY_CASES = [
     Case(ON_ARRAYS, "wrong ndim (3-D)", model_call((3, 64, 64)), ValueError, ("must be 4-D", "(3, 64, 64)")),
@@ -722,6 +1043,13 @@ ARRAY_CASES = [
         ("must be floating point", "uint8"),
     ),
     Case(ON_ARRAYS, "smaller than 1x1 (0 rows)", model_call((1, 3, 0, 1)), ValueError, ("pixel_values is empty",)),
+    Case(
+        ON_ARRAYS,
+        "a batch too large for the memory available (here: 8 GB available)",
+        lambda: with_available_memory(8 * 10**9, big_batch),
+        MemoryError,
+        ("64 image(s) of 512x512 needs about 9.4 GB", "about 8.0 GB is available", "lower the batch size (about 54"),
+    ),
 ]
 
 
@@ -734,7 +1062,53 @@ def convert_onto_existing() -> object:
     return convert(BIN, "model.safetensors")
 
 
-ON_FILES = "Files written (`convert`)"
+def convert_with(out: str, overwrite: bool = False) -> object:
+    shutil.copy(BIN_FIXTURES / "tiny.bin", BIN)
+    return convert(BIN, out, overwrite=overwrite)
+
+
+def file_size_limit(limit: int, trigger: Callable[[], object]) -> object:
+    """trigger() with writes beyond `limit` bytes failing (EFBIG), as on a full disk: a real I/O error
+    in the safetensors package's own writer (RLIMIT_FSIZE; SIGXFSZ ignored, so write() fails instead)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, hard))
+    try:
+        return trigger()
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, handler)
+
+
+def bin_only_folder_on_a_full_disk() -> object:
+    os.mkdir(CKPT)
+    shutil.copy(BIN_FIXTURES / "tiny.bin", f"{CKPT}/{BIN}")
+    return file_size_limit(100, lambda: load_checkpoint_tensors(CKPT))
+
+
+def disk_full_convert() -> object:
+    shutil.copy(BIN_FIXTURES / "tiny.bin", BIN)
+    return file_size_limit(100, lambda: convert(BIN, "out.safetensors"))
+
+
+def second_run_meanwhile() -> object:
+    """convert to out.safetensors while another convert (run from inside the first's write) finishes first."""
+    shutil.copy(BIN_FIXTURES / "tiny.bin", BIN)
+    real = safetensors.numpy.save_file
+
+    def other_run_first(*args, **kwargs):
+        safetensors.numpy.save_file = real
+        convert(BIN, "out.safetensors")  # the other run: it checks, writes and finishes now
+        return real(*args, **kwargs)
+
+    safetensors.numpy.save_file = other_run_first
+    try:
+        return convert(BIN, "out.safetensors")
+    finally:
+        safetensors.numpy.save_file = real
+
+
+ON_FILES = "Files written (`convert`, `segment -o`)"
 FILE_CASES = [
     Case(
         ON_FILES,
@@ -743,9 +1117,173 @@ FILE_CASES = [
         FileExistsError,
         ("model.safetensors already exists", "--force"),
     ),
+    Case(
+        ON_FILES,
+        "two conversions to one destination at once (the second to finish is refused)",
+        second_run_meanwhile,
+        FileExistsError,
+        ("out.safetensors appeared while it was being written", "left as it is"),
+    ),
+    Case(
+        ON_FILES,
+        "--force onto a device (/dev/null), a folder or a pipe",
+        lambda: convert_with("/dev/null", overwrite=True),
+        FileExistsError,
+        ("/dev/null exists and is not a regular file", "never replaced, not even with --force"),
+    ),
+    Case(
+        ON_FILES,
+        "--force onto the source (`convert x.bin x.bin --force`)",
+        lambda: convert_with(BIN, overwrite=True),
+        FileExistsError,
+        (f"{BIN} is an input of this run", "write the output elsewhere"),
+    ),
+    Case(
+        ON_FILES,
+        "the destination's folder does not exist (checked before the .bin is read)",
+        lambda: convert_with("missing/model.safetensors"),
+        FileNotFoundError,
+        ("cannot write missing/model.safetensors: the folder missing does not exist",),
+    ),
+    Case(
+        ON_FILES,
+        "disk full while writing",
+        disk_full_convert,
+        OSError,
+        ("cannot write out.safetensors", "File too large"),
+    ),
+    Case(
+        ON_FILES,
+        "disk full while a bin-only folder is converted on load (a warning; the .bin's weights load)",
+        bin_only_folder_on_a_full_disk,
+        UserWarning,
+        (f"read {CKPT}/{BIN}", f"could not save {CKPT}/model.safetensors", "File too large"),
+    ),
 ]
 
-CASES = WEIGHT_CASES + BIN_CASES + CONFIG_CASES + IMAGE_CASES + ARRAY_CASES + FILE_CASES
+
+# ---------------------------------------------------------------- the command
+
+
+def run_cli(*argv: str) -> object:
+    """The `mobilevit-np` command's work, with its exception (main() would print its first line)."""
+    args = cli.build_parser().parse_args(list(argv))
+    return args.run(args)
+
+
+def segment_to(*outputs: str) -> Callable[[], object]:
+    def trigger():
+        gradient().save("in.png")
+        Path("mask.png").write_bytes(b"yesterday's mask")
+        os.mkdir("masks")
+        return run_cli("segment", "in.png", "--model", CKPT, *outputs)
+
+    return trigger
+
+
+def classify_without_labels() -> object:
+    write_checkpoint(num_labels=0)
+    gradient().save("in.png")
+    return run_cli("classify", "in.png", "--model", CKPT)
+
+
+ON_CLI = "The `mobilevit-np` command (checked before the model runs)"
+CLI_CASES = [
+    Case(
+        ON_CLI,
+        "segment -o onto the input image",
+        segment_to("-o", "in.png", "--force"),
+        FileExistsError,
+        ("in.png is an input of this run",),
+    ),
+    Case(
+        ON_CLI,
+        "segment -o onto an existing file, without --force",
+        segment_to("-o", "mask.png"),
+        FileExistsError,
+        ("mask.png already exists", "--force"),
+    ),
+    Case(ON_CLI, "segment -o a folder", segment_to("-o", "masks"), cli.CLIError, ("--output masks is a folder",)),
+    Case(
+        ON_CLI,
+        "segment -o m.jpg (a mask is a PNG: one class index per pixel)",
+        segment_to("-o", "m.jpg"),
+        cli.CLIError,
+        ("--output m.jpg", "name it .png"),
+    ),
+    Case(
+        ON_CLI,
+        "segment --overlay with an unknown extension",
+        segment_to("--overlay", "overlay.xyz"),
+        cli.CLIError,
+        ("--overlay overlay.xyz: .xyz is not an image format Pillow writes",),
+    ),
+    Case(
+        ON_CLI,
+        "classify with a config that has no labels (num_labels 0)",
+        classify_without_labels,
+        cli.CLIError,
+        (f"{CKPT}/config.json has no labels",),
+    ),
+]
+
+
+# ----------------------------------------------------------- numba's cache
+
+KERNEL = """
+import numba
+from mobilevit_np.numba_cache import heal_corrupt_cache
+
+
+@heal_corrupt_cache
+@numba.njit(cache=True)
+def add_one(x):
+    return x + 1
+"""
+
+
+def corrupt_numba_cache() -> object:
+    """A cached numba function whose .nbi index is then cut to 0 bytes, called from a fresh import."""
+    import importlib
+
+    Path("kernel_module.py").write_text(KERNEL)
+    sys.path.insert(0, os.getcwd())
+    try:
+        for corrupt in (False, True):
+            sys.modules.pop("kernel_module", None)
+            module = importlib.import_module("kernel_module")
+            if corrupt:
+                return module.add_one(1)
+            module.add_one(1)  # compiles and writes the cache
+            for index in Path("__pycache__").glob("*.nbi"):
+                index.write_bytes(b"")
+    finally:
+        sys.path.remove(os.getcwd())
+        sys.modules.pop("kernel_module", None)
+
+
+ON_NUMBA = "The numba fast path"
+NUMBA_CASES = [
+    Case(
+        ON_NUMBA,
+        "a corrupt numba cache file (.nbi / .nbc; a warning, the function is compiled again)",
+        corrupt_numba_cache,
+        RuntimeWarning,
+        ("numba cache of add_one is corrupt (EOFError: Ran out of input)", "its index (in __pycache__) was reset"),
+    ),
+]
+
+CASES = (
+    WEIGHT_CASES
+    + BIN_CASES
+    + CONFIG_CASES
+    + PREPROCESSOR_CASES
+    + IMAGE_CASES
+    + ARRAY_CASES
+    + FILE_CASES
+    + CLI_CASES
+    + NUMBA_CASES
+)
 
 
 # ------------------------------------------------------------------ running

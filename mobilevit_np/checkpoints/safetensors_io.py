@@ -10,14 +10,17 @@ into place, so an interrupted write never leaves a half-written file behind.
 
 from __future__ import annotations
 
+import errno
 import itertools
 import json
 import math
 import os
 import reprlib
-import uuid
+from collections.abc import Iterable
 
 import numpy as np
+
+from mobilevit_np.files import write_atomically
 
 # safetensors dtype name -> NumPy dtype (always little-endian on disk). BF16 has no NumPy
 # dtype: it is read as its raw 16 bits and widened to float32 (see _decode).
@@ -33,6 +36,7 @@ DTYPES = {
     "U8": np.dtype("u1"),
     "BOOL": np.dtype("?"),
 }
+METADATA_KEY = "__metadata__"  # the header's one entry that is not a tensor
 MAX_HEADER_BYTES = 100 * 1024 * 1024  # the reference implementation's own limit
 MAX_DIMS = 64  # NumPy's limit on an array's number of axes
 MAX_DIM_BITS = 62  # larger sizes overflow NumPy's index type even when another axis is 0
@@ -56,7 +60,11 @@ def _read_json_header(path: str) -> tuple[dict, int, int]:
             )
         raw = f.read(header_len)
     try:
-        header = json.loads(raw.decode("utf-8"))
+        header = json.loads(raw.decode("utf-8"), object_pairs_hook=_refuse_duplicates)
+    except _DuplicateKey as e:
+        raise WeightsError(
+            f"{path}: corrupt safetensors file: the header names {e} twice (which one is meant cannot be known)"
+        ) from None
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
         raise WeightsError(f"{path}: corrupt safetensors file: header is not valid JSON ({e!r:.200})") from None
     if not isinstance(header, dict):
@@ -64,17 +72,31 @@ def _read_json_header(path: str) -> tuple[dict, int, int]:
     return header, header_len, size
 
 
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _refuse_duplicates(pairs: list[tuple[str, object]]) -> dict:
+    """A JSON object's dict; a key given twice (json.loads would keep the last) is refused."""
+    result = dict(pairs)
+    if len(result) < len(pairs):
+        seen: set[str] = set()
+        duplicate = next(key for key, _ in pairs if key in seen or seen.add(key))
+        raise _DuplicateKey(repr(duplicate))
+    return result
+
+
 def read_header(path: str) -> tuple[dict, int]:
     """The parsed, validated JSON header of a safetensors file and where its data starts."""
     header, header_len, size = _read_json_header(path)
-    header.pop("__metadata__", None)
+    header.pop(METADATA_KEY, None)
     _check_entries(path, header, size - 8 - header_len)
     return header, 8 + header_len
 
 
 def read_metadata(path: str | os.PathLike) -> dict:
     """The free-form "__metadata__" strings of a safetensors file ({} when it has none)."""
-    metadata = _read_json_header(os.fspath(path))[0].get("__metadata__")
+    metadata = _read_json_header(os.fspath(path))[0].get(METADATA_KEY)
     return metadata if isinstance(metadata, dict) else {}
 
 
@@ -111,6 +133,26 @@ def _check_entries(path: str, header: dict, data_size: int) -> None:
     for (_, end_a, name_a), (begin_b, _, name_b) in itertools.pairwise(ranges):
         if begin_b < end_a:
             raise WeightsError(f"{path}: corrupt safetensors file: tensors {name_a!r} and {name_b!r} overlap")
+    _check_no_gaps(path, ranges, data_size)
+
+
+def _check_no_gaps(path: str, ranges: list[tuple[int, int, str]], data_size: int) -> None:
+    """The tensors (sorted by offset) must tile the data exactly, as the reference safetensors library requires:
+    bytes no tensor claims are hidden data no reader shows."""
+    previous_end, previous = 0, None
+    for begin, end, name in ranges:
+        if begin != previous_end:
+            after = f"after tensor {previous!r}" if previous else "at the start of the data"
+            raise WeightsError(
+                f"{path}: corrupt safetensors file: {begin - previous_end} bytes {after} belong to no tensor "
+                f"(tensor {name!r} starts at {begin}); the safetensors library refuses such files"
+            )
+        previous_end, previous = end, name
+    if previous_end != data_size:
+        raise WeightsError(
+            f"{path}: corrupt safetensors file: the tensors end at byte {previous_end} of the {data_size} data bytes; "
+            "the rest belongs to no tensor (the safetensors library refuses such files)"
+        )
 
 
 def _is_dimension(d: object) -> bool:
@@ -153,29 +195,27 @@ def write_safetensors(
     path: str | os.PathLike,
     overwrite: bool = False,
     metadata: dict[str, str] | None = None,
+    sources: Iterable[str | os.PathLike] = (),
 ) -> None:
-    """Write `tensors` (and `metadata` strings) to `path` through a temporary file in the same folder,
-    then rename it (atomic).
+    """Write `tensors` (and `metadata` strings) to `path`, all or nothing (see files.write_atomically).
 
-    If anything stops the write (an error, Ctrl-C), `path` is untouched and the temporary
-    file removed. The file gets the permissions any new file gets (0o666 minus the umask),
-    not the 0o600 the safetensors package gives its own temporary files.
+    `sources` are the files this run reads (e.g. the .bin being converted): never replaced.
+    A failed write (a full disk) is an OSError naming `path`.
     """
+    from safetensors import SafetensorError
     from safetensors.numpy import save_file
 
-    path = os.fspath(path)
-    if os.path.exists(path) and not overwrite:
-        raise FileExistsError(f"{path} already exists (use --force / overwrite=True to replace it)")
-    folder, name = os.path.split(os.path.abspath(path))
-    tmp = os.path.join(folder, f".{name}.{uuid.uuid4().hex[:8]}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # 0o666 & ~umask, like open(path, "w")
-    mode = os.fstat(fd).st_mode & 0o777
-    os.close(fd)
-    try:
-        arrays = {k: np.ascontiguousarray(v) for k, v in tensors.items()}
-        save_file(arrays, tmp, metadata={"format": "pt", **(metadata or {})})
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    if METADATA_KEY in tensors:
+        raise WeightsError(
+            f"cannot write {os.fspath(path)}: a tensor is named {METADATA_KEY!r}, the name safetensors keeps for "
+            "its metadata; rename it"
+        )
+    arrays = {k: np.ascontiguousarray(v) for k, v in tensors.items()}
+
+    def save(tmp: str) -> None:
+        try:
+            save_file(arrays, tmp, metadata={"format": "pt", **(metadata or {})})
+        except SafetensorError as e:  # its I/O errors (a full disk) are not OSErrors
+            raise OSError(errno.EIO, str(e)) from None
+
+    write_atomically(path, save, overwrite=overwrite, sources=sources)

@@ -28,6 +28,7 @@ to any size) and a strided copy made. bfloat16, which NumPy lacks, becomes float
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import pickletools
@@ -41,6 +42,7 @@ from typing import Any
 import numpy as np
 
 from mobilevit_np.checkpoints.safetensors_io import WeightsError, read_metadata, widen_bfloat16, write_safetensors
+from mobilevit_np.files import check_destination
 
 BFLOAT16 = "bfloat16"  # marker: stored as uint16, widened to float32 when a tensor is built
 STORAGE_DTYPES = {
@@ -55,6 +57,32 @@ STORAGE_DTYPES = {
     "ByteStorage": np.dtype("u1"),
     "BoolStorage": np.dtype("?"),
 }
+# Storages torch.load(weights_only=True) accepts that hold values no MobileViT tensor can use
+# (complex, quantised): refused as an unsupported dtype, naming the tensor.
+UNSUPPORTED_STORAGES = {
+    "ComplexFloatStorage": "complex64",
+    "ComplexDoubleStorage": "complex128",
+    "QInt8Storage": "qint8",
+    "QUInt8Storage": "quint8",
+    "QInt32Storage": "qint32",
+    "QUInt4x2Storage": "quint4x2",
+    "QUInt2x4Storage": "quint2x4",
+    "UntypedStorage": "untyped bytes",  # only with _rebuild_tensor_v3, which names the real dtype
+}
+# torch.save writes dtypes without a typed storage (float8, uint16, uint32, ...) as an
+# UntypedStorage (raw bytes) and names the dtype in _rebuild_tensor_v3; the dtypes it can
+# name there are torch's own (weights_only accepts them all). None of them is read here.
+TORCH_DTYPES = (
+    "float8_e4m3fn", "float8_e4m3fnuz", "float8_e5m2", "float8_e5m2fnuz", "float8_e8m0fnu", "float4_e2m1fn_x2",
+    "uint16", "uint32", "uint64", "complex32", "complex64", "complex128", "bits1x8", "bits2x4", "bits4x2",
+    "bits8", "bits16", "qint8", "quint8", "qint32", "quint4x2", "quint2x4",
+    *(f"int{n}" for n in range(1, 8)), *(f"uint{n}" for n in range(1, 8)),
+    "float64", "float32", "float16", "bfloat16", "int64", "int32", "int16", "int8", "uint8", "bool",
+)  # fmt: skip
+# A load returns at most this many bytes per byte of the file: bfloat16 widens to float32
+# (2x), and a tensor may sit under two names (tied weights). A pickle naming one storage a
+# thousand times (memo reuse) asks for far more and is refused before anything is copied.
+MAX_GROWTH = 4
 
 # The pickle opcodes torch.save's protocol-2 state dicts use (plus the protocol-4 framing
 # ones). Anything else (INST, OBJ, NEWOBJ, EXT*, ...) is refused.
@@ -94,11 +122,24 @@ class UnsafePickleError(WeightsError):
 
 
 class _StorageType:
-    """What the global `torch.FloatStorage` (etc.) stands for here: just its dtype."""
+    """What the global `torch.FloatStorage` (etc.) stands for here: its dtype (None: unsupported)."""
 
-    def __init__(self, name: str) -> None:
-        self.name = name
-        self.dtype = STORAGE_DTYPES[name]
+    def __init__(self, name: str, module: str = "torch") -> None:
+        self.name, self.module = name, module
+        self.dtype = STORAGE_DTYPES.get(name)
+
+    def __repr__(self) -> str:
+        return f"{self.module}.{self.name}"
+
+
+@dataclass(frozen=True)
+class _TorchDtype:
+    """What a global like `torch.uint16` stands for here: its name."""
+
+    name: str
+
+    def __repr__(self) -> str:
+        return f"torch.{self.name}"
 
 
 @dataclass(frozen=True)
@@ -119,6 +160,15 @@ class _Tensor:
     offset: int
     size: tuple[int, ...]
     stride: tuple[int, ...]
+    unsupported: str | None = None  # the torch dtype's name, when NumPy-side reading is not offered
+
+    @property
+    def numel(self) -> int:
+        return math.prod(self.size)
+
+
+def _is_count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
 def _rebuild_tensor_v2(storage, storage_offset, size, stride, requires_grad, backward_hooks, metadata=None):
@@ -127,11 +177,23 @@ def _rebuild_tensor_v2(storage, storage_offset, size, stride, requires_grad, bac
         raise WeightsError(f"malformed tensor: built from a {type(storage).__name__}, not a storage")
     if not (isinstance(size, tuple) and isinstance(stride, tuple) and len(size) == len(stride)):
         raise WeightsError(f"malformed tensor: size {size!r} and stride {stride!r} must be tuples of equal length")
-    if not all(isinstance(v, int) and v >= 0 for v in (storage_offset, *size, *stride)):
-        raise WeightsError(f"malformed tensor: offset {storage_offset!r}, size {size!r}, stride {stride!r}")
+    if not all(_is_count(v) for v in (storage_offset, *size, *stride)):
+        raise WeightsError(
+            f"malformed tensor: offset {storage_offset!r}, size {size!r}, stride {stride!r} must be "
+            "non-negative integers"
+        )
     if backward_hooks:
         raise UnsafePickleError("a tensor carries backward hooks; a plain state dict has none")
-    return _Tensor(storage, storage_offset, size, stride)
+    unsupported = UNSUPPORTED_STORAGES.get(storage.type_name)
+    return _Tensor(storage, storage_offset, size, stride, unsupported)
+
+
+def _rebuild_tensor_v3(storage, storage_offset, size, stride, requires_grad, backward_hooks, dtype, metadata=None):
+    """torch._utils._rebuild_tensor_v3: a tensor over an UntypedStorage, its dtype named (float8, uint16, ...)."""
+    if not isinstance(dtype, _TorchDtype):
+        raise WeightsError(f"malformed tensor: dtype {reprlib.repr(dtype)} is not a torch dtype")
+    tensor = _rebuild_tensor_v2(storage, storage_offset, size, stride, requires_grad, backward_hooks, metadata)
+    return dataclasses.replace(tensor, unsupported=dtype.name)
 
 
 def _rebuild_parameter(data, requires_grad, backward_hooks):
@@ -146,10 +208,13 @@ def _rebuild_parameter(data, requires_grad, backward_hooks):
 ALLOWED_GLOBALS: dict[tuple[str, str], Any] = {
     ("collections", "OrderedDict"): OrderedDict,
     ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor_v2,
+    ("torch._utils", "_rebuild_tensor_v3"): _rebuild_tensor_v3,
     ("torch._utils", "_rebuild_parameter"): _rebuild_parameter,
-    **{("torch", name): _StorageType(name) for name in STORAGE_DTYPES},
+    ("torch.storage", "UntypedStorage"): _StorageType("UntypedStorage", "torch.storage"),  # torch.save's spelling
+    **{("torch", name): _StorageType(name) for name in (*STORAGE_DTYPES, *UNSUPPORTED_STORAGES)},
+    **{("torch", name): _TorchDtype(name) for name in TORCH_DTYPES},
 }
-CALLABLE_GLOBALS = (OrderedDict, _rebuild_tensor_v2, _rebuild_parameter)
+CALLABLE_GLOBALS = (OrderedDict, _rebuild_tensor_v2, _rebuild_tensor_v3, _rebuild_parameter)
 
 
 # ---------------------------------------------------------- check, then run
@@ -273,7 +338,7 @@ class _Machine:
                 args, func = stack.pop(), stack.pop()
                 if not any(func is f for f in CALLABLE_GLOBALS) or not isinstance(args, tuple):
                     raise UnsafePickleError(f"{self.source}: refused a call of {reprlib.repr(func)} at byte {pos}")
-                stack.append(func(*args))
+                stack.append(self._call(func, args, pos))
             elif name == "BUILD":
                 state = stack.pop()
                 # An OrderedDict state dict may carry `_metadata` (module versions): not needed.
@@ -284,6 +349,17 @@ class _Machine:
             else:  # check_pickle lets nothing else through
                 raise UnsafePickleError(f"{self.source}: unexpected opcode {name}")
         raise WeightsError(f"{self.source}: corrupt pickle: no STOP opcode")
+
+    def _call(self, func: Any, args: tuple, pos: int) -> Any:
+        """func(*args) for an allowlisted func; its complaints name the file and the byte."""
+        try:
+            return func(*args)
+        except WeightsError as e:
+            raise type(e)(f"{self.source}: {e} (at byte {pos})") from None
+        except TypeError:  # wrong number of arguments
+            raise WeightsError(
+                f"{self.source}: corrupt pickle: {func.__name__} called with {len(args)} arguments at byte {pos}"
+            ) from None
 
     def _tuple(self, items: list[Any]) -> tuple:
         """A tuple of `items`, refused when tuples nest deeper than any state dict needs."""
@@ -313,7 +389,7 @@ class _Machine:
                 f"{self.source}: refused a persistent id {reprlib.repr(pid)}; only tensor storages are allowed"
             )
         _, storage_type, key, _location, numel = pid
-        if not isinstance(key, str) or not isinstance(numel, int) or isinstance(numel, bool) or numel < 0:
+        if not isinstance(key, str) or not _is_count(numel):
             raise WeightsError(f"{self.source}: malformed storage reference {reprlib.repr(pid)}")
         return _Storage(storage_type.name, storage_type.dtype, key, numel)
 
@@ -346,6 +422,15 @@ def _read_record(archive: zipfile.ZipFile, info: zipfile.ZipInfo, source: str, l
     torch.save stores records uncompressed, so a record's size is bounded by the file's own
     size (`limit`); a compressed record could inflate to any size (a zip bomb) and is refused.
     """
+    _check_stored(info, source, limit)
+    try:
+        return archive.read(info)
+    except ZIP_ERRORS as e:
+        raise WeightsError(f"{source}: corrupt zip archive: record {info.filename} ({type(e).__name__}: {e})") from None
+
+
+def _check_stored(info: zipfile.ZipInfo, source: str, limit: int) -> None:
+    """Refuse a record torch.save would not write (encrypted, compressed, larger than the file)."""
     if info.flag_bits & 0x1:
         raise WeightsError(f"{source}: record {info.filename} is encrypted; torch.save never encrypts")
     if info.compress_type != zipfile.ZIP_STORED:
@@ -358,10 +443,6 @@ def _read_record(archive: zipfile.ZipFile, info: zipfile.ZipInfo, source: str, l
             f"{source}: corrupt zip archive: record {info.filename} claims {info.file_size} bytes "
             f"({info.compress_size} stored), more than the {limit} it can hold"
         )
-    try:
-        return archive.read(info)
-    except ZIP_ERRORS as e:
-        raise WeightsError(f"{source}: corrupt zip archive: record {info.filename} ({type(e).__name__}: {e})") from None
 
 
 def _byteorder(archive: zipfile.ZipFile, records: set[str], prefix: str, source: str) -> str:
@@ -381,38 +462,99 @@ def _record_dtype(storage: _Storage, byteorder: str) -> np.dtype:
     return dtype.newbyteorder("<" if byteorder == "little" else ">")
 
 
-def _tensor_array(name: str, tensor: _Tensor, read_storage, source: str) -> np.ndarray:
-    """A _Tensor as a contiguous native NumPy array, checked against its storage before any record is read."""
+def _array_dtype(storage: _Storage) -> np.dtype:
+    """The dtype of the arrays a storage's tensors become: native order, bfloat16 as float32."""
+    return np.dtype(np.float32) if storage.dtype is BFLOAT16 else storage.dtype.newbyteorder("=")
+
+
+def _check_tensor(name: str, tensor: _Tensor, source: str) -> None:
+    """Refuse a tensor whose dtype is not read here or that reaches outside its storage; reads nothing."""
     where = f"{source}: tensor {name!r}"
-    storage, size, stride = tensor.storage, tensor.size, tensor.stride
-    count = math.prod(size)
-    dtype = np.dtype(np.float32) if storage.dtype is BFLOAT16 else storage.dtype.newbyteorder("=")
-    if count > 0:
-        last = tensor.offset + sum((n - 1) * s for n, s in zip(size, stride, strict=True))
-        if last >= storage.numel:
-            raise WeightsError(
-                f"{where} reaches element {last} of storage {storage.key!r}, which holds {storage.numel}"
-            )
-        if count > storage.numel:
-            raise WeightsError(
-                f"{where} has {count} elements but its storage {storage.key!r} holds {storage.numel}: overlapping "
-                "strides (an expanded tensor) are not supported; save tensor.contiguous() instead"
-            )
+    storage = tensor.storage
+    if tensor.unsupported is not None:
+        raise WeightsError(
+            f"{where}: unsupported dtype {tensor.unsupported} (readable: float64, float32, float16, bfloat16, "
+            "int64, int32, int16, int8, uint8, bool); convert it to float32 in torch and save it again"
+        )
+    if tensor.numel == 0:
+        return
+    last = tensor.offset + sum((n - 1) * s for n, s in zip(tensor.size, tensor.stride, strict=True))
+    if last >= storage.numel:
+        raise WeightsError(f"{where} reaches element {last} of storage {storage.key!r}, which holds {storage.numel}")
+    if tensor.numel > storage.numel:
+        raise WeightsError(
+            f"{where} has {tensor.numel} elements but its storage {storage.key!r} holds {storage.numel}: overlapping "
+            "strides (an expanded tensor) are not supported; save tensor.contiguous() instead"
+        )
+
+
+def _check_growth(tensors: dict[str, _Tensor], file_size: int, source: str) -> None:
+    """Refuse a file whose tensors, as arrays, would take more than MAX_GROWTH times its size."""
+    total = sum(t.numel * _array_dtype(t.storage).itemsize for t in tensors.values())
+    if total > MAX_GROWTH * file_size:
+        storages = {t.storage.key for t in tensors.values()}
+        raise WeightsError(
+            f"{source}: its {len(tensors)} tensors (over {len(storages)} storages) would take {total} bytes, more "
+            f"than {MAX_GROWTH} x the file's {file_size} bytes; a state dict that names one storage under many "
+            "tensors is refused (nothing was read)"
+        )
+
+
+def _is_c_contiguous(size: tuple[int, ...], stride: tuple[int, ...]) -> bool:
+    expected = 1
+    for n, s in zip(reversed(size), reversed(stride), strict=True):
+        if n != 1 and s != expected:
+            return False
+        expected *= n
+    return True
+
+
+def _tensor_array(tensor: _Tensor, data: np.ndarray, name: str, source: str) -> np.ndarray:
+    """A checked _Tensor as a C-contiguous array: a view of its decoded storage `data` when its strides
+    allow (so tensors sharing a storage share memory, as in torch), else a copy."""
+    size, stride = tensor.size, tensor.stride
     try:
-        if count == 0:
-            return np.zeros(size, dtype=dtype)
-        data = read_storage(storage)
+        if tensor.numel == 0:
+            return np.zeros(size, dtype=data.dtype)
+        if _is_c_contiguous(size, stride):
+            return data[tensor.offset : tensor.offset + tensor.numel].reshape(size)
         view = np.lib.stride_tricks.as_strided(
             data[tensor.offset :], shape=size, strides=[s * data.itemsize for s in stride], writeable=False
         )
-        array = np.array(view, order="C")  # a contiguous copy (count <= storage.numel: no bigger than the file)
-    except WeightsError:
-        raise
+        return np.array(view, order="C")  # a transposed view: a contiguous copy (numel <= the storage's)
     except ValueError as e:  # NumPy's own limits (more than 64 dimensions, a shape too big to describe)
-        raise WeightsError(f"{where}: size {size} cannot be built ({e})") from None
-    if storage.dtype is BFLOAT16:
-        return widen_bfloat16(array)
-    return array.astype(dtype)
+        raise WeightsError(f"{source}: tensor {name!r}: size {size} cannot be built ({e})") from None
+
+
+def _check_record(
+    archive: zipfile.ZipFile,
+    records: set[str],
+    prefix: str,
+    storage: _Storage,
+    seen: dict[str, _Storage],
+    byteorder: str,
+    source: str,
+) -> None:
+    """A storage's data record must exist, be stored uncompressed and hold exactly its elements; reads nothing."""
+    if storage.key in seen:
+        if seen[storage.key] != storage:
+            raise WeightsError(
+                f"{source}: storage {storage.key!r} is declared twice, as {seen[storage.key]} and as {storage}"
+            )
+        return
+    seen[storage.key] = storage
+    record = f"{prefix}data/{storage.key}"
+    if record not in records:
+        raise WeightsError(
+            f"{source}: the pickle refers to storage {storage.key!r}, but data record {record} is missing"
+        )
+    info, itemsize = archive.getinfo(record), _record_dtype(storage, byteorder).itemsize
+    if info.file_size != storage.numel * itemsize:
+        raise WeightsError(
+            f"{source}: data record {record} holds {info.file_size} bytes, but {storage.numel} x "
+            f"{storage.type_name} elements need {storage.numel * itemsize}"
+        )
+    _check_stored(info, source, os.path.getsize(source))
 
 
 def _load_archive(archive: zipfile.ZipFile, path: str) -> dict[str, np.ndarray]:
@@ -428,30 +570,31 @@ def _load_archive(archive: zipfile.ZipFile, path: str) -> dict[str, np.ndarray]:
     for name, value in state_dict.items():
         if not (isinstance(name, str) and isinstance(value, _Tensor)):
             raise WeightsError(f"{path}: entry {name!r} is a {type(value).__name__}; a state dict holds named tensors")
+        _check_tensor(name, value, path)
     byteorder = _byteorder(archive, records, prefix, path)
-    storages: dict[str, tuple[_Storage, np.ndarray]] = {}
+    storages: dict[str, _Storage] = {}  # key -> its declaration, each record checked before any is read
+    for tensor in state_dict.values():
+        if tensor.numel:
+            _check_record(archive, records, prefix, tensor.storage, storages, byteorder, path)
+    _check_growth(state_dict, size, path)
+    decoded: dict[str, np.ndarray] = {}
 
     def read_storage(storage: _Storage) -> np.ndarray:
-        if storage.key in storages:
-            first, data = storages[storage.key]
-            if first != storage:
-                raise WeightsError(f"{path}: storage {storage.key!r} is declared twice, as {first} and as {storage}")
-            return data
-        record = f"{prefix}data/{storage.key}"
-        if record not in records:
-            raise WeightsError(
-                f"{path}: the pickle refers to storage {storage.key!r}, but data record {record} is missing"
+        """A storage's values as a native array, decoded once however many tensors use it."""
+        if storage.key not in decoded:
+            info = archive.getinfo(f"{prefix}data/{storage.key}")
+            raw = np.frombuffer(_read_record(archive, info, path, size), dtype=_record_dtype(storage, byteorder))
+            decoded[storage.key] = (
+                widen_bfloat16(raw) if storage.dtype is BFLOAT16 else raw.astype(_array_dtype(storage))
             )
-        info, dtype = archive.getinfo(record), _record_dtype(storage, byteorder)
-        if info.file_size != storage.numel * dtype.itemsize:  # checked before a byte is read
-            raise WeightsError(
-                f"{path}: data record {record} holds {info.file_size} bytes, but {storage.numel} x "
-                f"{storage.type_name} elements need {storage.numel * dtype.itemsize}"
-            )
-        storages[storage.key] = storage, np.frombuffer(_read_record(archive, info, path, size), dtype=dtype)
-        return storages[storage.key][1]
+        return decoded[storage.key]
 
-    return {name: _tensor_array(name, tensor, read_storage, path) for name, tensor in state_dict.items()}
+    arrays: dict[_Tensor, np.ndarray] = {}  # one array per distinct tensor, however many names it has
+    for name, tensor in state_dict.items():
+        if tensor not in arrays:
+            data = read_storage(tensor.storage) if tensor.numel else np.empty(0, _array_dtype(tensor.storage))
+            arrays[tensor] = _tensor_array(tensor, data, name, path)
+    return {name: arrays[tensor] for name, tensor in state_dict.items()}
 
 
 def load_torch_pickle(path: str | os.PathLike) -> dict[str, np.ndarray]:
@@ -479,9 +622,8 @@ def convert(bin_path: str | os.PathLike, out_path: str | os.PathLike | None = No
     """
     bin_path = os.fspath(bin_path)
     out_path = os.path.join(os.path.dirname(bin_path), "model.safetensors") if out_path is None else os.fspath(out_path)
-    if os.path.exists(out_path) and not overwrite:
-        raise FileExistsError(f"{out_path} already exists (use --force / overwrite=True to replace it)")
-    write_safetensors(load_torch_pickle(bin_path), out_path, overwrite=overwrite)
+    check_destination(out_path, overwrite, sources=[bin_path])  # before reading the whole .bin
+    write_safetensors(load_torch_pickle(bin_path), out_path, overwrite=overwrite, sources=[bin_path])
     return out_path
 
 
@@ -516,8 +658,8 @@ def load_and_convert(bin_path: str | os.PathLike, overwrite: bool = False) -> di
     tensors = load_torch_pickle(bin_path)
     out_path = os.path.join(os.path.dirname(bin_path), "model.safetensors")
     try:
-        write_safetensors(tensors, out_path, overwrite=overwrite, metadata=stamp)
-    except OSError as e:
+        write_safetensors(tensors, out_path, overwrite=overwrite, metadata=stamp, sources=[bin_path])
+    except (OSError, WeightsError) as e:  # a full disk, a name safetensors cannot hold: the tensors are still good
         warnings.warn(
             f"read {bin_path} with the allowlist reader, but could not save {out_path} ({e}); it will be read "
             "again next time",

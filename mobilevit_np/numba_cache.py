@@ -1,0 +1,47 @@
+"""Recover from a corrupt numba cache file instead of failing every run until it is deleted.
+
+numba keeps a cache=True function's machine code in two pickles, NAME.nbi (the index) and
+NAME.nbc (the code), in __pycache__ or NUMBA_CACHE_DIR. When one is truncated or garbled
+(a full disk, a crash while numba wrote it, two numba versions sharing a folder), numba
+raises the unpickling error (UnpicklingError, EOFError, ...) from every call of the
+function, in every process, until someone deletes the file.
+
+    kernel = heal_corrupt_cache(numba.njit(cache=True)(func))
+
+makes a failed cache load a cache miss: the index is reset, the function compiled again
+and its cache rewritten, with one RuntimeWarning naming the file. It reaches into the
+dispatcher's `_cache` (numba.core.caching.Cache), which numba 0.5x-0.6x all have; a
+dispatcher without one (cache=False) is returned unchanged.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from typing import Any
+
+
+def heal_corrupt_cache(dispatcher: Any) -> Any:
+    """`dispatcher` (a numba cache=True function), made to recompile when its cache files are corrupt."""
+    cache = getattr(dispatcher, "_cache", None)
+    load = getattr(cache, "load_overload", None)
+    if load is None or not hasattr(cache, "flush"):
+        return dispatcher
+
+    def load_or_reset(sig: Any, target_context: Any) -> Any:
+        try:
+            return load(sig, target_context)
+        except Exception as e:  # whatever unpickling garbage raises; None below means "not cached"
+            index = getattr(getattr(cache, "_cache_file", None), "_index_path", "")
+            folder = os.path.relpath(os.path.dirname(index)) if index else "numba's cache folder"
+            warnings.warn(
+                f"numba cache of {getattr(dispatcher, '__qualname__', dispatcher)} is corrupt ({type(e).__name__}: "
+                f"{e}); its index (in {folder}) was reset and the function is compiled again",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+            cache.flush()  # writes an empty index, so the bad entry is never read again
+            return None
+
+    cache.load_overload = load_or_reset
+    return dispatcher
