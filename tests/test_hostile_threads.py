@@ -68,21 +68,20 @@ READ_ONLY_CACHES = """
 
     numba.core.caching._CacheLocator.ensure_cache_path = read_only
 """
-SILU_KERNEL = """
+A_KERNEL = """
     import numpy as np
-    from mobilevit_np.activations import silu
-    from mobilevit_np.kernels.activation import SILU, activate_run
+    from mobilevit_np.kernels.norm import global_average_pool
 
-    x = np.linspace(-8, 8, 1000, dtype=np.float32)
-    y = x.copy()
-    activate_run(y, 0, y.size, SILU)
-    np.testing.assert_allclose(y, silu(x), rtol=1e-6, atol=1e-7)
+    x = np.arange(2 * 3 * 4 * 16, dtype=np.float32).reshape(2, 1, 3, 4, 16)  # a blocked map, 2 images
+    pooled = np.zeros((1, 1, 1, 2, 16), np.float32)
+    global_average_pool(x, 0, 3 * 4 * 16, 3 * 4 * 16, 4 * 16, 3, 4, pooled)
+    np.testing.assert_allclose(pooled[0, 0, 0], x.mean(axis=(2, 3))[:, 0])
     print("ok")
 """
 
 
 def test_no_writable_cache_compiles_in_memory_with_one_warning():
-    result = run_python(textwrap.dedent(READ_ONLY_CACHES) + textwrap.dedent(SILU_KERNEL))
+    result = run_python(textwrap.dedent(READ_ONLY_CACHES) + textwrap.dedent(A_KERNEL))
     assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr[-2000:]
     warnings = [line for line in result.stderr.splitlines() if "Warning" in line]
     assert len(warnings) == 1 and "no writable numba cache directory" in warnings[0], result.stderr
@@ -91,7 +90,7 @@ def test_no_writable_cache_compiles_in_memory_with_one_warning():
 def test_unusable_numba_cache_dir_falls_back_without_error(tmp_path):
     """NUMBA_CACHE_DIR under a regular file cannot be created (even by root): numba uses __pycache__ instead."""
     (tmp_path / "a-file").write_text("")
-    result = run_python(SILU_KERNEL, NUMBA_CACHE_DIR=str(tmp_path / "a-file" / "cache"))
+    result = run_python(A_KERNEL, NUMBA_CACHE_DIR=str(tmp_path / "a-file" / "cache"))
     assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr[-2000:]
     assert "Warning" not in result.stderr
 

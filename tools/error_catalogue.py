@@ -1232,7 +1232,7 @@ CLI_CASES = [
 
 KERNEL = """
 import numba
-from mobilevit_np.numba_cache import heal_corrupt_cache
+from mobilevit_np.kernels.runtime.cache import heal_corrupt_cache
 
 
 @heal_corrupt_cache

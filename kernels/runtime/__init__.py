@@ -1,5 +1,6 @@
 """How the engine's kernels are compiled and launched (no arithmetic here).
 
 - jit: the decorator every kernel uses (cached, FASTMATH, a serial and a parallel build);
-- threads: which build a launch uses (threads, fork, thread-safety of numba's threading layer).
+- threads: which build a launch uses (threads, fork, thread-safety of numba's threading layer);
+- cache: a corrupt numba cache file becomes a recompile with one warning, not an error every run.
 """

@@ -28,6 +28,8 @@ from collections.abc import Callable
 
 import numba
 
+from mobilevit_np.kernels.runtime.cache import heal_corrupt_cache
+
 FASTMATH = frozenset({"nsz", "arcp", "contract", "afn", "reassoc"})
 OPTIONS = dict(fastmath=set(FASTMATH), error_model="numpy", nogil=True)
 
@@ -79,7 +81,7 @@ def _compile(func: Callable, parallel: bool):
     global _caching
     if _caching:
         try:
-            return _announcing(numba.njit(cache=True, parallel=parallel, **OPTIONS)(func))
+            return _announcing(heal_corrupt_cache(numba.njit(cache=True, parallel=parallel, **OPTIONS)(func)))
         except RuntimeError as e:  # numba: "cannot cache function ...: no locator available for file ..."
             if "cannot cache" not in str(e):
                 raise
