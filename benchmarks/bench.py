@@ -82,7 +82,7 @@ CASES = [
 ]
 # "onnxruntime-nospin" (not in the default list) is ONNX Runtime with session.intra_op.allow_spinning=0,
 # slower than its spinning default here (docs/performance.md), so the table keeps ORT's default.
-BACKENDS = ("numpy", "numba", "torch", "onnxruntime")
+BACKENDS = ("numpy", "numba", "torch", "onnxruntime") + (("openvino",) if importlib.util.find_spec("openvino") else ())
 OURS = ("numpy", "numba")
 
 
@@ -150,6 +150,8 @@ def runner(backend: str, case: Case, folder: str, onnx_path: str, threads: int):
                 return model(torch.from_numpy(x)).logits.numpy()
 
         return run
+    if backend == "openvino":
+        return openvino_runner(onnx_path, threads)
     session = onnx_session(onnx_path, threads, spinning=backend != "onnxruntime-nospin")
 
     def run(x: np.ndarray) -> np.ndarray:
@@ -157,6 +159,23 @@ def runner(backend: str, case: Case, folder: str, onnx_path: str, threads: int):
 
     run.model = None  # profiled through ORT's own profiler (profile_onnx)
     run.onnx = (onnx_path, threads)
+    return run
+
+
+def openvino_runner(onnx_path: str, threads: int):
+    """OpenVINO on the same ONNX file, in float32: on CPUs with AVX512_BF16 it otherwise computes in
+    bfloat16 (9e-3 relative error measured), which is not the comparison this table makes."""
+    import openvino
+
+    core = openvino.Core()
+    config = {"INFERENCE_PRECISION_HINT": "f32", "INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": "LATENCY"}
+    compiled = core.compile_model(core.read_model(onnx_path), "CPU", config)
+    request = compiled.create_infer_request()
+
+    def run(x: np.ndarray) -> np.ndarray:
+        return request.infer([x])[0].copy()
+
+    run.model = None
     return run
 
 
@@ -281,7 +300,9 @@ def start_onnx(case: Case, folder: str, root: str) -> str:
 def measure(case: Case, root: str, backends: tuple[str, ...], repeats: int, block: int, threads: int, warmup: int):
     """Timings (ms) of each backend on one case, in round-robin blocks, and their outputs' agreement."""
     folder = write_checkpoint(case, root)
-    onnx_path = start_onnx(case, folder, root) if any(b.startswith("onnxruntime") for b in backends) else ""
+    onnx_path = (
+        start_onnx(case, folder, root) if any(b.startswith(("onnxruntime", "openvino")) for b in backends) else ""
+    )
     workers = []
     try:
         for backend in backends:  # one at a time: loading and warming up is not timed
@@ -296,23 +317,62 @@ def measure(case: Case, root: str, backends: tuple[str, ...], repeats: int, bloc
     outputs = {w.backend: w.output for w in workers}
     reference = outputs.get("numpy", next(iter(outputs.values())))
     agreement = {n: float(np.abs(o - reference).max() / np.abs(reference).max()) for n, o in outputs.items()}
-    return {"case": case.label, "times_ms": dict(times), "max_rel_diff_vs_numpy": agreement, "peak_rss_mb": rss}
+    return {
+        "case": case.label,
+        "times_ms": dict(times),
+        "max_rel_diff_vs_numpy": agreement,
+        "peak_rss_mb": rss,
+        "macs": case_macs(case),
+    }
+
+
+def case_macs(case: Case) -> int:
+    """Multiply-adds of one forward pass of the case (summary.py's count, equal to torch's FlopCounter)."""
+    from mobilevit_np.summary import architecture_summary
+
+    return case.batch * sum(row.macs for row in architecture_summary(case.config(), case.head, case.image))
+
+
+def peak_gflops(threads: int) -> float:
+    """The machine's float32 peak as this benchmark measures it: the best of a few 2048^3 NumPy matmuls
+    (OpenBLAS with its kernels for this CPU), in a spawned process with `threads` BLAS threads."""
+    context = multiprocessing.get_context("spawn")
+    parent, child = context.Pipe()
+    with environment(thread_env(threads)):
+        process = context.Process(target=_matmul_peak, args=(child,), daemon=True)
+        process.start()
+    peak = parent.recv()
+    process.join()
+    return peak
+
+
+def _matmul_peak(conn) -> None:
+    a = np.random.RandomState(0).uniform(-1, 1, (2048, 2048)).astype(np.float32)
+    out = np.empty_like(a)
+    np.matmul(a, a, out=out)
+    best = float("inf")
+    for _ in range(8):
+        start = time.perf_counter()
+        np.matmul(a, a, out=out)
+        best = min(best, time.perf_counter() - start)
+    conn.send(2 * 2048**3 / best / 1e9)
 
 
 def summarize(result: dict) -> list[str]:
     times = result["times_ms"]
     median = {n: float(np.median(t)) for n, t in times.items()}
+    floor = result["floor_ms"]
     lines = []
     for name, t in times.items():
         ratios = []
-        for base in ("torch", "onnxruntime"):
+        for base in ("torch", "onnxruntime", "openvino"):
             if base in median and name in OURS:
                 ratios.append(f"{median[name] / median[base]:5.2f}")
             else:
                 ratios.append("    -")
         lines.append(
             f"| {result['case']} | {name} | {median[name]:8.1f} | {min(t):8.1f} | {max(t):8.1f} | "
-            f"{ratios[0]} | {ratios[1]} | {result['max_rel_diff_vs_numpy'][name]:.1e} | "
+            f"{' | '.join(ratios)} | {median[name] / floor:5.1f} | {result['max_rel_diff_vs_numpy'][name]:.1e} | "
             f"{result['peak_rss_mb'].get(name, float('nan')):.0f} |"
         )
     return lines
@@ -470,7 +530,7 @@ def startup(root: str, threads: int) -> dict:
     cache = tempfile.mkdtemp(prefix="numba-cache-", dir=root)
 
     def run(who: str) -> tuple[float, float]:
-        env = {**os.environ, **thread_env(threads, who), "NUMBA_CACHE_DIR": cache}
+        env = {**os.environ, **thread_env(threads), "NUMBA_CACHE_DIR": cache}
         out = subprocess.run(
             [sys.executable, "-c", _CLASSIFY, folder, who, image], env=env, capture_output=True, text=True, check=True
         )
@@ -532,12 +592,17 @@ def main() -> None:
         if args.startup:
             report["startup"] = startup(root, args.threads)
         else:
-            header = "| model, input | backend | median ms | min ms | max ms | ours/torch | ours/ORT | max rel diff "
-            print(header + "| peak RSS MB |\n|" + "---|" * 9)
+            peak = peak_gflops(args.threads)
+            report["peak_gflops"] = peak
+            print(f"peak: {peak:.0f} GFLOP/s (2048^3 float32 NumPy matmul, {args.threads} threads); "
+                  "floor = 2 x multiply-adds / peak")  # fmt: skip
+            header = "| model, input | backend | median ms | min ms | max ms | ours/torch | ours/ORT | ours/OpenVINO "
+            print(header + "| ours/floor | max rel diff | peak RSS MB |\n|" + "---|" * 11)
             for case in cases:
                 backends = tuple(args.backends.split(","))
                 warmup = 2 if args.quick else 3
                 result = measure(case, root, backends, repeats, args.block, args.threads, warmup)
+                result["floor_ms"] = 2 * result["macs"] / peak / 1e6
                 report["results"].append(result)
                 print("\n".join(summarize(result)), flush=True)
         info["load_avg_after"] = " ".join(f"{v:.2f}" for v in os.getloadavg())

@@ -253,18 +253,36 @@ def _gemm_tile(typingctx, rows, blocks, operands):
                         builder.store(v.zero(), acc[i][j])
         row_offsets = [v.offset((ir.Constant(v.i64, i), a_rs)) for i in range(nrows)]
         block_offsets = [v.offset((ir.Constant(v.i64, j), b_bs)) for j in range(nblocks)]
+        # Row pointers once per tile (not per step): fewer live integer registers in the loop.
+        rows_a = [builder.gep(pa, [row_offsets[i]]) for i in range(nrows)]
+        blocks_b = [builder.gep(pb, [block_offsets[j]]) for j in range(nblocks)]
+
+        def step(a_index, b_index):  # one k: a broadcast per row, one FMA per accumulator
+            bv = [v.load(blocks_b[j], b_index) for j in range(nblocks)]
+            for i in range(nrows):
+                av = v.broadcast(rows_a[i], a_index)
+                for j in range(nblocks):
+                    builder.store(v.fma(av, bv[j], builder.load(acc[i][j])), acc[i][j])
+
+        # With k0 == 0, whole blocks of 16 k run as an outer loop over blocks and an inner one of
+        # constant length over the lanes, whose A addresses are consecutive (no index arithmetic);
+        # the rest (a partial block, or a head starting inside a block) takes the general index.
+        aligned = builder.icmp_signed("==", k0, v.const(0))
+        whole = builder.select(aligned, builder.ashr(k, v.const(4)), v.const(0))
         with cgutils.for_range(builder, ntaps) as tap:
             a_tap = builder.add(a_off, builder.load(builder.gep(pat, [tap.index])))
             b_tap = builder.add(b_off, builder.load(builder.gep(pbt, [tap.index])))
-            with cgutils.for_range(builder, k) as step:
-                kk = builder.add(step.index, k0)
+            with cgutils.for_range(builder, whole) as block:
+                a_block = v.offset(a_tap, (block.index, a_kbs))
+                b_block = v.offset(b_tap, (block.index, builder.mul(b_ks, v.const(LANES))))
+                with cgutils.for_range(builder, v.const(LANES)) as lane:
+                    step(builder.add(a_block, lane.index), v.offset(b_block, (lane.index, b_ks)))
+            first = builder.shl(whole, v.const(4))
+            with cgutils.for_range(builder, builder.sub(k, first)) as rest:
+                index = builder.add(first, rest.index)
+                kk = builder.add(index, k0)
                 a_k = v.offset(a_tap, (builder.ashr(kk, v.const(4)), a_kbs), builder.and_(kk, v.const(LANES - 1)))
-                b_k = v.offset(b_tap, (step.index, b_ks))
-                bv = [v.load(pb, builder.add(b_k, block_offsets[j])) for j in range(nblocks)]
-                for i in range(nrows):
-                    av = v.broadcast(pa, builder.add(a_k, row_offsets[i]))
-                    for j in range(nblocks):
-                        builder.store(v.fma(av, bv[j], builder.load(acc[i][j])), acc[i][j])
+                step(a_k, v.offset(b_tap, (index, b_ks)))
         with builder.if_then(v.flag(flags, ADD_BIAS)):
             for j in range(nblocks):
                 bias_vector = v.load(pbias, builder.add(bias_off, v.const(j * LANES)))
