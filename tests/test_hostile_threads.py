@@ -42,7 +42,7 @@ FOUR_THREADS = """
     model = MobileViTForSemanticSegmentation.from_config(
         config, random_state_dict(config, "segmentation"), backend="numba"
     )
-    inputs = [random_pixel_values((1, 3, 40 + 8 * i, 64), seed=i) for i in range(8)]
+    inputs = [random_pixel_values((2, 3, 192 + 8 * i, 256), seed=i) for i in range(8)]
     with ThreadPoolExecutor(max_workers=4) as pool:
         threaded = list(pool.map(lambda x: model(x).logits, inputs))
     serial = [model(x).logits for x in inputs]
