@@ -156,6 +156,7 @@ class _Vectors:
     def exp(self, x):
         """e^x, lane by lane: activation.fast_exp (Cephes expf) as vector code. Twin: np.exp."""
         b = self.builder
+        given = x
         x = b.call(self._intrinsic("maxnum", 2), [x, self.splat(-87.33654)])
         x = b.call(self._intrinsic("minnum", 2), [x, self.splat(88.0)])
         k = b.call(self._intrinsic("floor", 1), [b.fadd(b.fmul(x, self.splat(1.4426950408889634)), self.splat(0.5))])
@@ -166,7 +167,8 @@ class _Vectors:
         p = b.fadd(b.fadd(b.fmul(b.fmul(p, r), r), r), self.splat(1.0))  # e^r
         ints = ir.VectorType(ir.IntType(32), LANES)
         exponent = b.shl(b.add(b.fptosi(k, ints), ir.Constant(ints, [127] * LANES)), ir.Constant(ints, [23] * LANES))
-        return b.fmul(p, b.bitcast(exponent, self.vector))  # e^r * 2^k
+        result = b.fmul(p, b.bitcast(exponent, self.vector))  # e^r * 2^k
+        return b.select(b.fcmp_unordered("uno", given, given), given, result)  # NaN stays NaN
 
     def activate(self, flags, accumulators) -> None:
         """In place on accumulator slots: SiLU or ReLU as `flags` says (simd.SILU / simd.RELU)."""
@@ -330,6 +332,62 @@ def _depthwise_tile(typingctx, rows, operands):
     return types.void(rows, operands), codegen
 
 
+# ---------------------------------------------------------------- softmax rows
+
+
+def _reduce(v: _Vectors, name: str, vector, *start):
+    fnty = ir.FunctionType(v.scalar, [v.scalar] * len(start) + [v.vector])
+    fn = cgutils.get_or_insert_function(
+        v.builder.module, fnty, f"llvm.vector.reduce.{name}.v{LANES}{v.scalar.intrinsic_name}"
+    )
+    return v.builder.call(fn, [*start, vector])
+
+
+@intrinsic
+def _row_max(typingctx, array, start, blocks):
+    """max of array.flat[start : start + 16 * blocks] (-inf for none), 16 lanes at a time. Twin: np.max."""
+    if not isinstance(array, types.Array):
+        return None
+
+    def codegen(context, builder, sig, args):
+        array, start, blocks = args
+        v = _Vectors(context, builder, sig.args[0].dtype)
+        base = builder.gep(_data(context, builder, sig.args[0], array), [start])
+        best = cgutils.alloca_once_value(builder, v.splat(float("-inf")))
+        with cgutils.for_range(builder, blocks) as block:
+            value = v.load(base, builder.mul(block.index, v.const(LANES)))
+            builder.store(builder.call(v._intrinsic("maxnum", 2), [builder.load(best), value]), best)
+        return _reduce(v, "fmax", builder.load(best))
+
+    return array.dtype(array, start, blocks), codegen
+
+
+@intrinsic
+def _row_exp_sum(typingctx, array, start, blocks, shift):
+    """In place: array.flat[i] = e^(array.flat[i] - shift) for 16 * blocks values from start; returns their sum."""
+    if not isinstance(array, types.Array):
+        return None
+
+    def codegen(context, builder, sig, args):
+        array, start, blocks, shift = args
+        v = _Vectors(context, builder, sig.args[0].dtype)
+        base = builder.gep(_data(context, builder, sig.args[0], array), [start])
+        shifts = v.builder.shuffle_vector(
+            builder.insert_element(ir.Constant(v.vector, ir.Undefined), shift, ir.Constant(ir.IntType(32), 0)),
+            ir.Constant(v.vector, ir.Undefined),
+            ir.Constant(ir.VectorType(ir.IntType(32), LANES), [0] * LANES),
+        )
+        total = cgutils.alloca_once_value(builder, v.zero())
+        with cgutils.for_range(builder, blocks) as block:
+            index = builder.mul(block.index, v.const(LANES))
+            e = v.exp(builder.fsub(v.load(base, index), shifts))
+            v.store(e, base, index)
+            builder.store(builder.fadd(builder.load(total), e), total)
+        return _reduce(v, "fadd", builder.load(total), ir.Constant(v.scalar, 0.0))
+
+    return array.dtype(array, start, blocks, shift), codegen
+
+
 # ------------------------------------- the same tiles in NumPy (NUMBA_DISABLE_JIT=1)
 # Intrinsics exist only inside compiled code; with the JIT off, kernels call these instead,
 # which index the same flat offsets (so the address arithmetic of every kernel is still tested).
@@ -397,5 +455,18 @@ def _python_depthwise_tile(rows, operands):
     out[out_off + np.arange(rows)[:, None] * out_rs + _LANE] = _python_activate(acc, flags)
 
 
+def _python_row_max(array, start, blocks):
+    values = array.reshape(-1)[start : start + blocks * LANES]
+    return values.max() if values.size else array.dtype.type(-np.inf)
+
+
+def _python_row_exp_sum(array, start, blocks, shift):
+    values = array.reshape(-1)[start : start + blocks * LANES]
+    values[...] = np.exp(values - shift)
+    return values.sum(dtype=array.dtype)
+
+
 gemm_tile = _python_gemm_tile if config.DISABLE_JIT else _gemm_tile
+row_max = _python_row_max if config.DISABLE_JIT else _row_max
+row_exp_sum = _python_row_exp_sum if config.DISABLE_JIT else _row_exp_sum
 depthwise_tile = _python_depthwise_tile if config.DISABLE_JIT else _depthwise_tile
