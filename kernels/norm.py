@@ -18,24 +18,33 @@ TOKENS_PER_JOB = 16
 
 
 @helper
-def _normalize_token(x, n, t, mask, weight, bias, eps, inv_width, out):
-    """out[n, :, 0, t, :] = (x - mean) / sqrt(var + eps) * weight + bias over the real channels of one token."""
-    blocks = x.shape[1]
-    total = x[n, 0, 0, t, 0] * 0
+def _normalize_token(x, base, scb, blocks, mask, weight, bias, eps, inv_width, out, lanes):
+    """out = (x - mean) / sqrt(var + eps) * weight + bias over the real channels of one token.
+
+    x, out: flat maps; the token's channel block b is the 16 values at base + b * scb.
+    Sums run lane by lane into `lanes` (16 scratch values), added up once at the end: a
+    scalar running sum would make every add wait for the one before it.
+    """
+    lanes[:] = 0
     for b in range(blocks):
+        block = x[base + b * scb : base + b * scb + LANES]
         for i in range(LANES):
-            total += x[n, b, 0, t, i]
-    mean = total * inv_width
-    spread = total * 0
+            lanes[i] += block[i]
+    mean = lanes.sum() * inv_width
+    lanes[:] = 0
     for b in range(blocks):
+        block = x[base + b * scb : base + b * scb + LANES]
+        real = mask[b * LANES : b * LANES + LANES]
         for i in range(LANES):
-            d = (x[n, b, 0, t, i] - mean) * mask[b * LANES + i]
-            spread += d * d
-    inv = 1 / np.sqrt(spread * inv_width + eps)
+            d = (block[i] - mean) * real[i]
+            lanes[i] += d * d
+    inv = 1 / np.sqrt(lanes.sum() * inv_width + eps)
     for b in range(blocks):
+        block = x[base + b * scb : base + b * scb + LANES]
+        w, c = weight[b * LANES : b * LANES + LANES], bias[b * LANES : b * LANES + LANES]
+        target = out[base + b * scb : base + b * scb + LANES]
         for i in range(LANES):
-            c = b * LANES + i
-            out[n, b, 0, t, i] = (x[n, b, 0, t, i] - mean) * inv * weight[c] + bias[c]
+            target[i] = (block[i] - mean) * inv * w[i] + c[i]
 
 
 @kernel
@@ -44,12 +53,16 @@ def layer_norm_tokens(x, mask, weight, bias, eps, inv_width, out):
 
     Twin: layers.layer_norm.
     """
-    n_seq, _, _, length, _ = x.shape
+    n_seq, blocks, _, length, _ = x.shape
     chunks = (length + TOKENS_PER_JOB - 1) // TOKENS_PER_JOB
+    flat_x, flat_out = x.reshape(-1), out.reshape(-1)
+    scb = length * LANES
     for job in prange(n_seq * chunks):
         n, first = job // chunks, job % chunks * TOKENS_PER_JOB
+        lanes = np.empty(LANES, x.dtype)
         for t in range(first, min(first + TOKENS_PER_JOB, length)):
-            _normalize_token(x, n, t, mask, weight, bias, eps, inv_width, out)
+            base = n * blocks * scb + t * LANES
+            _normalize_token(flat_x, base, scb, blocks, mask, weight, bias, eps, inv_width, flat_out, lanes)
 
 
 @kernel
