@@ -118,9 +118,11 @@ def load_processor(folder: str) -> MobileViTImageProcessor:
 
 def _check_images(paths: list[str]) -> None:
     from mobilevit_np.image_processing import check_image_file
+    from mobilevit_np.image_sources import is_url
 
     for path in paths:
-        check_image_file(path)
+        if not is_url(path):
+            check_image_file(path)
 
 
 def _image_format(path: str, option: str, formats: tuple[str, ...] | None = None) -> str:
@@ -260,7 +262,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("classify", parents=[common], help="top-k ImageNet labels for images")
-    p.add_argument("images", nargs="+", metavar="IMAGE")
+    p.add_argument("images", nargs="+", metavar="IMAGE", help="image files or http(s) URLs")
     p.add_argument("--model", required=True, help="checkpoint folder or Hub id (e.g. apple/mobilevit-small)")
     p.add_argument("--top-k", type=int, default=5)
     p.add_argument("--backend", choices=BACKENDS, default="numpy", help=BACKEND_HELP)
@@ -268,7 +270,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=cmd_classify)
 
     p = sub.add_parser("segment", parents=[common], help="class mask and colour overlay for an image")
-    p.add_argument("image", metavar="IMAGE")
+    p.add_argument("image", metavar="IMAGE", help="an image file or http(s) URL")
     p.add_argument("--model", required=True, help="segmentation checkpoint folder or Hub id")
     p.add_argument("--output", "--out", "-o", help="write the class mask here (palette PNG, value = class index)")
     p.add_argument("--overlay", help="write the image with the mask's colours blended in")
@@ -290,10 +292,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _one_line(error: BaseException) -> str:
+MAX_ERROR_LINES = 20  # an error that lists problems (e.g. every mismatched tensor) shows this many
+
+
+def _error_lines(error: BaseException) -> str:
+    """The error's message: its first MAX_ERROR_LINES lines (a list of problems is shown, not summarised)."""
     lines = str(error).strip().splitlines() or [type(error).__name__]
-    more = f" (+{len(lines) - 1} more lines; --debug shows everything)" if len(lines) > 1 else ""
-    return lines[0] + more
+    if len(lines) > MAX_ERROR_LINES:
+        hidden = len(lines) - MAX_ERROR_LINES
+        lines = [*lines[:MAX_ERROR_LINES], f"  ... and {hidden} more line{'s' * (hidden > 1)} (--debug shows all)"]
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -315,6 +323,6 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as error:
         if args.debug:
             raise
-        print(f"{PROG}: error: {_one_line(error)}", file=sys.stderr)
+        print(f"{PROG}: error: {_error_lines(error)}", file=sys.stderr)
         return 1
     return 0
