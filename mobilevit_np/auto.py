@@ -69,6 +69,9 @@ class _AutoModel:
             read_model_type(folder)
             config = MobileViTConfig.from_pretrained(folder)
         cls._check_head(config, name_or_path)
+        if cls.model_class.head == "base" and "MobileViTForSemanticSegmentation" in _saved_heads(config):
+            # A segmenter has no conv_1x1_exp (transformers would fill it with random weights): leave it out.
+            kwargs.setdefault("expand_output", False)
         return cls.model_class.from_pretrained(folder, config=config, **kwargs)
 
     @classmethod
@@ -88,7 +91,7 @@ class _AutoModel:
         """A head class must match the head the checkpoint was saved with (config.json's architectures)."""
         if cls.model_class.head == "base":
             return  # MobileViTModel takes the backbone of any MobileViT checkpoint, as in transformers
-        saved = [name for name in config.extra.get("architectures") or [] if name in HEAD_CLASSES]
+        saved = _saved_heads(config)
         if saved and cls.model_class.__name__ not in saved:
             raise ValueError(
                 f"{source} is a {saved[0]} checkpoint (config.json architectures); {cls.__name__} needs a "
@@ -96,8 +99,12 @@ class _AutoModel:
             )
 
 
+def _saved_heads(config: MobileViTConfig) -> list[str]:
+    return [name for name in config.extra.get("architectures") or [] if name in HEAD_CLASSES]
+
+
 class AutoModel(_AutoModel):
-    """MobileViTModel: the backbone of any MobileViT checkpoint."""
+    """MobileViTModel: the backbone of any MobileViT checkpoint (a segmenter's without conv_1x1_exp)."""
 
     model_class = MobileViTModel
 
