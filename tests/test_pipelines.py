@@ -257,8 +257,8 @@ def test_unknown_task_wrong_head_and_unknown_model_type(checkpoints, tmp_path):
     with pytest.raises(
         ValueError, match="needs a MobileViTForSemanticSegmentation, got MobileViTForImageClassification"
     ):
-        pipeline("image-segmentation", model=AutoModelForImageClassification.from_pretrained(checkpoints["classification"]),
-                 image_processor=MobileViTImageProcessor())  # fmt: skip
+        classifier = AutoModelForImageClassification.from_pretrained(checkpoints["classification"])
+        pipeline("image-segmentation", model=classifier, image_processor=MobileViTImageProcessor())
     with pytest.raises(TypeError, match="unknown argument"):
         pipeline("image-classification", model=checkpoints["classification"], pool=True)
     other = tmp_path / "v2"
