@@ -229,7 +229,7 @@ def cmd_summary(args: argparse.Namespace) -> None:
     else:
         if not os.path.isdir(args.model) and not is_hub_id(args.model):
             raise CLIError(f"unknown model {args.model!r}: not a folder, a Hub id, or one of {', '.join(PRESETS)}")
-        folder = resolve_checkpoint(args.model)
+        folder = resolve_checkpoint(args.model, weights=False)  # a Hub id: config.json alone
         config = MobileViTConfig.from_pretrained(folder)
         head = args.head or checkpoint_head(folder, config) or "classification"
         source = f"{args.model} ({head})"
@@ -306,6 +306,8 @@ def _error_lines(error: BaseException) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if not args.debug:  # huggingface_hub's retry chatter ("Trying to resume download...") would bury the error line
+        os.environ.setdefault("HF_HUB_VERBOSITY", "error")  # read when huggingface_hub is first imported
 
     def note(message, category, filename, lineno, file=None, line=None):
         print(f"{PROG}: note: {message}", file=sys.stderr)
