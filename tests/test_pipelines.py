@@ -304,3 +304,26 @@ def test_auto_image_processor_refuses_another_models_processor(tmp_path):
     (tmp_path / "preprocessor_config.json").write_text(json.dumps({"image_processor_type": "ViTImageProcessor"}))
     with pytest.raises(ValueError, match="names the image processor 'ViTImageProcessor'; mobilevit_np has only"):
         AutoImageProcessor.from_pretrained(tmp_path)
+
+
+@pytest.mark.parity
+@pytest.mark.parametrize("torch_dtype", ["float16", "bfloat16"])
+def test_half_precision_pytorch_model_bin_loads(tmp_path, pixel_values, torch_dtype):
+    """A .bin saved by torch in float16 / bfloat16 (read without unpickling) equals transformers' float32 run."""
+    torch = pytest.importorskip("torch")
+    transformers = pytest.importorskip("transformers")
+    config = tiny_config()
+    folder = tmp_path / "bin"
+    config.save_pretrained(folder)
+    state = {k: torch.from_numpy(v).to(getattr(torch, torch_dtype)) for k, v in random_state_dict(config).items()}
+    torch.save(state, folder / "pytorch_model.bin")
+    with pytest.warns(UserWarning, match="converted"):
+        ours = MobileViTForImageClassification.from_pretrained(
+            folder, dtype="auto" if torch_dtype == "float16" else torch_dtype
+        )
+    assert ours.precision.storage == (np.float16 if torch_dtype == "float16" else np.float32)  # "auto" saw float16
+    model = transformers.MobileViTForImageClassification(transformers.MobileViTConfig(**config.to_dict())).eval()
+    model.load_state_dict({k: v.float() for k, v in state.items()}, strict=False)
+    with torch.no_grad():
+        expected = model(torch.from_numpy(pixel_values)).logits.numpy()
+    np.testing.assert_allclose(ours(pixel_values).logits, expected, rtol=2e-5, atol=2e-5 * np.abs(expected).max())
