@@ -109,7 +109,7 @@ def test_a_refused_connection_and_a_missing_file():
 
 def test_pipeline_and_cli_take_urls(server, make_checkpoint, capsys):
     folder = make_checkpoint("classification")
-    classifier = pipeline("image-classification", model=folder, image_processor=_processor())
+    classifier = pipeline("image-classification", model=folder, image_processor=_processor(), backend="numpy")
     assert classifier(server.url("/cats.png"), timeout=5) == classifier(str(CATS))
     assert main(["classify", server.url("/moved"), "--model", str(folder), "--json"]) == 0
     assert "LABEL_" in capsys.readouterr().out

@@ -91,7 +91,7 @@ def test_classification_matches_transformers(checkpoints, images, arguments):
 @pytest.mark.parity
 def test_classification_of_a_list_with_batches_and_of_paths_and_arrays(checkpoints, images, tmp_path):
     theirs = transformers_pipeline("image-classification", checkpoints["classification"])
-    ours = pipeline("image-classification", model=checkpoints["classification"], top_k=2)
+    ours = pipeline("image-classification", model=checkpoints["classification"], top_k=2)  # default backend "auto"
     answers = ours(images, batch_size=2)
     assert len(answers) == len(images) and all(len(a) == 2 for a in answers)
     for a, b in zip(answers, theirs(images, top_k=2), strict=True):
@@ -104,7 +104,7 @@ def test_classification_of_a_list_with_batches_and_of_paths_and_arrays(checkpoin
 @pytest.mark.parity
 def test_segmentation_matches_transformers(checkpoints, images):
     theirs = transformers_pipeline("image-segmentation", checkpoints["segmentation"])
-    ours = pipeline("image-segmentation", model=checkpoints["segmentation"])
+    ours = pipeline("image-segmentation", model=checkpoints["segmentation"], backend="numpy")
     classes_found = set()
     for image in images:
         a, b = ours(image), theirs(image)
@@ -120,7 +120,7 @@ def test_segmentation_matches_transformers(checkpoints, images):
 @pytest.mark.parametrize("pool", [False, True])
 def test_feature_extraction_matches_transformers(checkpoints, images, pool):
     theirs = transformers_pipeline("image-feature-extraction", checkpoints["classification"])
-    ours = pipeline("image-feature-extraction", model=checkpoints["classification"])
+    ours = pipeline("image-feature-extraction", model=checkpoints["classification"], backend="numpy")
     expected = np.asarray(theirs(images[0], pool=pool))
     as_list = ours(images[0], pool=pool)
     assert isinstance(as_list, list)
@@ -226,12 +226,12 @@ def test_default_function_follows_problem_type(tmp_path):
         ({"problem_type": "regression"}, "none"),
     ]:
         folder = write_checkpoint(tmp_path / str(len(list(tmp_path.iterdir()))), "classification", **overrides)
-        assert pipeline("image-classification", model=folder).default_function() == expected
+        assert pipeline("image-classification", model=folder, backend="numpy").default_function() == expected
 
 
 def test_task_is_read_from_architectures(checkpoints):
-    assert pipeline(model=checkpoints["segmentation"]).task == "image-segmentation"
-    assert pipeline(model=checkpoints["classification"]).task == "image-classification"
+    assert pipeline(model=checkpoints["segmentation"], backend="numpy").task == "image-segmentation"
+    assert pipeline(model=checkpoints["classification"], backend="numpy").task == "image-classification"
 
 
 @pytest.mark.parametrize(
@@ -246,26 +246,26 @@ def test_task_is_read_from_architectures(checkpoints):
 )
 def test_bad_call_arguments_are_one_clear_error(checkpoints, images, task, head, arguments, message):
     with pytest.raises(ValueError, match=message):
-        pipeline(task, model=checkpoints[head])(images[0], **arguments)
+        pipeline(task, model=checkpoints[head], backend="numpy")(images[0], **arguments)
 
 
 def test_unknown_task_wrong_head_and_unknown_model_type(checkpoints, tmp_path):
     with pytest.raises(ValueError, match="unknown task 'depth-estimation'; .* supports image-classification"):
         pipeline("depth-estimation", model=checkpoints["classification"])
     with pytest.raises(ValueError, match="is a MobileViTForSemanticSegmentation checkpoint"):
-        pipeline("image-classification", model=checkpoints["segmentation"])
+        pipeline("image-classification", model=checkpoints["segmentation"], backend="numpy")
     with pytest.raises(
         ValueError, match="needs a MobileViTForSemanticSegmentation, got MobileViTForImageClassification"
     ):
         classifier = AutoModelForImageClassification.from_pretrained(checkpoints["classification"])
         pipeline("image-segmentation", model=classifier, image_processor=MobileViTImageProcessor())
     with pytest.raises(TypeError, match="unknown argument"):
-        pipeline("image-classification", model=checkpoints["classification"], pool=True)
+        pipeline("image-classification", model=checkpoints["classification"], pool=True, backend="numpy")
     other = tmp_path / "v2"
     other.mkdir()
     (other / "config.json").write_text(json.dumps({"model_type": "mobilevitv2"}))
     with pytest.raises(ConfigError, match="model_type is 'mobilevitv2'; .* know only 'mobilevit'"):
-        pipeline("image-classification", model=other)
+        pipeline("image-classification", model=other, backend="numpy")
     with pytest.raises(ConfigError, match="know only 'mobilevit'"):
         AutoConfig.from_pretrained(other)
 
