@@ -5,7 +5,7 @@
 
 As transformers decides: the model class comes from config.json's `model_type` (only
 "mobilevit" exists here), and a head class must fit the checkpoint, which `architectures`
-names (a segmenter's checkpoint is not a classifier). The processor comes from
+names, or else its tensor names (a segmenter's checkpoint is not a classifier). The processor comes from
 preprocessor_config.json's `image_processor_type`, or its legacy `feature_extractor_type`
 (MobileViTFeatureExtractor -> MobileViTImageProcessor), a trailing "Fast" or "Pil" naming the
 same processor; without either, from config.json's model_type.
@@ -17,6 +17,7 @@ import os
 from typing import Any
 
 from mobilevit_np.checkpoints.hub import resolve_checkpoint
+from mobilevit_np.checkpoints.safetensors_io import read_header
 from mobilevit_np.config import SUPPORTED_MODEL_TYPE, ConfigError, MobileViTConfig, read_json_file
 from mobilevit_np.fast_processor import MobileViTImageProcessorFast
 from mobilevit_np.image_processing import PREPROCESSOR_CONFIG, MobileViTImageProcessor
@@ -28,7 +29,7 @@ from mobilevit_np.modeling import (
 )
 
 PROCESSOR_NAMES = ("MobileViTImageProcessor", "MobileViTImageProcessorFast", "MobileViTImageProcessorPil")
-HEAD_CLASSES = {cls.__name__: cls for cls in (MobileViTForImageClassification, MobileViTForSemanticSegmentation)}
+HEAD_CLASSES = {cls.head: cls for cls in (MobileViTForImageClassification, MobileViTForSemanticSegmentation)}
 
 
 def read_model_type(folder: str) -> dict[str, Any]:
@@ -44,6 +45,19 @@ def read_model_type(folder: str) -> dict[str, Any]:
             "(MobileViT v1: MobileViTModel, MobileViTForImageClassification, MobileViTForSemanticSegmentation)"
         )
     return data
+
+
+def checkpoint_head(folder: str, config: MobileViTConfig) -> str | None:
+    """ "classification" or "segmentation" from the folder's config (its architectures), else from the tensor names."""
+    architectures = config.extra.get("architectures") or []
+    names = " ".join(architectures)
+    if not names and os.path.isfile(os.path.join(folder, "model.safetensors")):
+        names = " ".join(read_header(os.path.join(folder, "model.safetensors"))[0])  # header only, no weights
+    if "Segmentation" in names or "segmentation_head." in names:
+        return "segmentation"
+    if "ImageClassification" in names or "classifier." in names:
+        return "classification"
+    return None
 
 
 class AutoConfig:
@@ -68,10 +82,16 @@ class _AutoModel:
         if config is None:
             read_model_type(folder)
             config = MobileViTConfig.from_pretrained(folder)
-        cls._check_head(config, name_or_path)
-        if cls.model_class.head == "base" and "MobileViTForSemanticSegmentation" in _saved_heads(config):
+        saved = checkpoint_head(folder, config)
+        wanted = cls.model_class.head
+        if wanted == "base" and saved == "segmentation":
             # A segmenter has no conv_1x1_exp (transformers would fill it with random weights): leave it out.
             kwargs.setdefault("expand_output", False)
+        elif wanted != "base" and saved not in (None, wanted):
+            raise ValueError(
+                f"{name_or_path} is a {saved} checkpoint (a {HEAD_CLASSES[saved].__name__}); {cls.__name__} "
+                f"needs a {wanted} checkpoint (a {cls.model_class.__name__})"
+            )
         return cls.model_class.from_pretrained(folder, config=config, **kwargs)
 
     @classmethod
@@ -85,22 +105,6 @@ class _AutoModel:
             model_class = cls.model_class
             state_dict = random_state_dict(config, model_class.head, shapes=model_class._expected_shapes(config))
         return cls.model_class.from_config(config, state_dict, **kwargs)
-
-    @classmethod
-    def _check_head(cls, config: MobileViTConfig, source: object) -> None:
-        """A head class must match the head the checkpoint was saved with (config.json's architectures)."""
-        if cls.model_class.head == "base":
-            return  # MobileViTModel takes the backbone of any MobileViT checkpoint, as in transformers
-        saved = _saved_heads(config)
-        if saved and cls.model_class.__name__ not in saved:
-            raise ValueError(
-                f"{source} is a {saved[0]} checkpoint (config.json architectures); {cls.__name__} needs a "
-                f"{cls.model_class.__name__} checkpoint"
-            )
-
-
-def _saved_heads(config: MobileViTConfig) -> list[str]:
-    return [name for name in config.extra.get("architectures") or [] if name in HEAD_CLASSES]
 
 
 class AutoModel(_AutoModel):

@@ -26,7 +26,6 @@ import numpy as np
 from mobilevit_np.backends import BACKENDS
 
 if TYPE_CHECKING:  # imported lazily below, so that `mobilevit-np --help` starts fast
-    from mobilevit_np.config import MobileViTConfig
     from mobilevit_np.image_processing import MobileViTImageProcessor
     from mobilevit_np.modeling import _Model
 
@@ -72,23 +71,9 @@ class CLIError(Exception):
     """A problem the user can fix; printed as one line."""
 
 
-def checkpoint_head(folder: str, config: MobileViTConfig) -> str | None:
-    """ "classification" or "segmentation" from the folder's config (its architectures), else from the tensor names."""
-    from mobilevit_np.checkpoints.safetensors_io import read_header
-
-    architectures = config.extra.get("architectures") or []
-    names = " ".join(architectures)
-    if not names and os.path.isfile(os.path.join(folder, "model.safetensors")):
-        names = " ".join(read_header(os.path.join(folder, "model.safetensors"))[0])  # header only, no weights
-    if "Segmentation" in names or "segmentation_head." in names:
-        return "segmentation"
-    if "ImageClassification" in names or "classifier." in names:
-        return "classification"
-    return None
-
-
 def load_model(cls: type[_Model], model: str, backend: str = "numpy") -> tuple[_Model, str]:
     """Resolve --model (folder or Hub id), check the checkpoint's head, and load it."""
+    from mobilevit_np.auto import checkpoint_head
     from mobilevit_np.checkpoints.hub import resolve_checkpoint
     from mobilevit_np.config import MobileViTConfig
 
@@ -217,6 +202,7 @@ def cmd_segment(args: argparse.Namespace) -> None:
 
 
 def cmd_summary(args: argparse.Namespace) -> None:
+    from mobilevit_np.auto import checkpoint_head
     from mobilevit_np.checkpoints.hub import is_hub_id, resolve_checkpoint
     from mobilevit_np.config import MobileViTConfig
     from mobilevit_np.presets import PRESETS, preset_config

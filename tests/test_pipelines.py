@@ -249,11 +249,14 @@ def test_bad_call_arguments_are_one_clear_error(checkpoints, images, task, head,
         pipeline(task, model=checkpoints[head], backend="numpy")(images[0], **arguments)
 
 
-def test_unknown_task_wrong_head_and_unknown_model_type(checkpoints, tmp_path):
+def test_unknown_task_wrong_head_and_unknown_model_type(checkpoints, tmp_path, make_checkpoint):
     with pytest.raises(ValueError, match="unknown task 'depth-estimation'; .* supports image-classification"):
         pipeline("depth-estimation", model=checkpoints["classification"])
-    with pytest.raises(ValueError, match="is a MobileViTForSemanticSegmentation checkpoint"):
+    with pytest.raises(ValueError, match=r"is a segmentation checkpoint \(a MobileViTForSemanticSegmentation\); "):
         pipeline("image-classification", model=checkpoints["segmentation"], backend="numpy")
+    unnamed = make_checkpoint("segmentation")  # config.json names no architectures: the tensor names tell
+    with pytest.raises(ValueError, match="AutoModelForImageClassification needs a classification checkpoint"):
+        pipeline("image-classification", model=unnamed, backend="numpy")
     with pytest.raises(
         ValueError, match="needs a MobileViTForSemanticSegmentation, got MobileViTForImageClassification"
     ):
