@@ -84,6 +84,9 @@ def test_readme_first_command_downloads_converts_once_then_works_offline(reposit
         assert len(hub.api.requests) == requests  # offline: the server was not asked
         assert "converted" not in again.stderr
         assert again.stdout == first.stdout
+    unreachable = run(command, hub, tmp_path / "hf")  # the server is gone: the cached snapshot is used
+    assert unreachable.returncode == 0, unreachable.stderr
+    assert unreachable.stdout == first.stdout
     # the same answer as from a local folder holding the repository's files
     folder = tmp_path / "local"
     folder.mkdir()
