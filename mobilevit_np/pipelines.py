@@ -41,7 +41,6 @@ from mobilevit_np.modeling import (
     MobileViTModel,
     _PreTrained,
 )
-from mobilevit_np.postprocess import post_process_semantic_segmentation
 
 FUNCTIONS = ("softmax", "sigmoid", "none")
 SEGMENTATION_SUBTASKS = (None, "semantic")
@@ -192,7 +191,8 @@ class ImageSegmentationPipeline(Pipeline):
         return self._pixel_values(image), (image.height, image.width)
 
     def postprocess(self, outputs: Any, index: int, context: tuple[int, int], **ignored: Any) -> list[dict[str, Any]]:
-        segmentation = post_process_semantic_segmentation(outputs.logits[index : index + 1], [context])[0]
+        logits = outputs.logits[index : index + 1]  # (1, num_labels, h, w)
+        segmentation = self.image_processor.post_process_semantic_segmentation(logits, target_sizes=[context])[0]
         labels = self.model.config.id2label
         return [
             {

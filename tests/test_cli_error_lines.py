@@ -6,10 +6,9 @@ import json
 import re
 from pathlib import Path
 
-from conftest import tiny_config
-
 from mobilevit_np.checkpoints.state_dict import save_checkpoint
 from mobilevit_np.cli import MAX_ERROR_LINES, main
+from mobilevit_np.presets import tiny_config
 from mobilevit_np.random_weights import random_state_dict
 
 CATS = Path(__file__).parent.parent / "examples" / "images" / "cats.png"

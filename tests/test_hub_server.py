@@ -16,11 +16,11 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import tiny_config
 from hub_server import serve_hub
 from test_torch_pickle import fake_bin
 
 from mobilevit_np import MobileViTImageProcessor
+from mobilevit_np.presets import tiny_config
 from mobilevit_np.random_weights import random_state_dict
 
 pytest.importorskip("huggingface_hub")

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import tiny_config
 from PIL import Image
 
 from mobilevit_np import (
@@ -30,6 +29,7 @@ from mobilevit_np import (
     pipeline,
 )
 from mobilevit_np.checkpoints.state_dict import save_checkpoint
+from mobilevit_np.presets import tiny_config
 from mobilevit_np.random_weights import random_pixel_values, random_state_dict
 
 CATS = Path(__file__).parent.parent / "examples" / "images" / "cats.png"
