@@ -1,23 +1,40 @@
 """mobilevit_np: MobileViT in plain NumPy, matching Hugging Face transformers' numbers."""
 
+from mobilevit_np.auto import (
+    AutoConfig,
+    AutoImageProcessor,
+    AutoModel,
+    AutoModelForImageClassification,
+    AutoModelForSemanticSegmentation,
+)
 from mobilevit_np.checkpoints.safetensors_io import WeightsError
 from mobilevit_np.config import ConfigError, MobileViTConfig
-from mobilevit_np.image_processing import MobileViTImageProcessor
+from mobilevit_np.fast_processor import MobileViTImageProcessorFast
+from mobilevit_np.image_processing import MobileViTImageProcessor, load_image
 from mobilevit_np.modeling import (
     MobileViTForImageClassification,
     MobileViTForSemanticSegmentation,
     MobileViTModel,
 )
+from mobilevit_np.pipelines import pipeline
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "AutoConfig",
+    "AutoImageProcessor",
+    "AutoModel",
+    "AutoModelForImageClassification",
+    "AutoModelForSemanticSegmentation",
     "ConfigError",
     "MobileViTConfig",
     "MobileViTForImageClassification",
     "MobileViTForSemanticSegmentation",
     "MobileViTImageProcessor",
+    "MobileViTImageProcessorFast",
     "MobileViTModel",
     "WeightsError",
     "__version__",
+    "load_image",
+    "pipeline",
 ]

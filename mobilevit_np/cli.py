@@ -26,7 +26,6 @@ import numpy as np
 from mobilevit_np.backends import BACKENDS
 
 if TYPE_CHECKING:  # imported lazily below, so that `mobilevit-np --help` starts fast
-    from mobilevit_np.config import MobileViTConfig
     from mobilevit_np.image_processing import MobileViTImageProcessor
     from mobilevit_np.modeling import _Model
 
@@ -72,23 +71,9 @@ class CLIError(Exception):
     """A problem the user can fix; printed as one line."""
 
 
-def checkpoint_head(folder: str, config: MobileViTConfig) -> str | None:
-    """ "classification" or "segmentation" from the folder's config (its architectures), else from the tensor names."""
-    from mobilevit_np.checkpoints.safetensors_io import read_header
-
-    architectures = config.extra.get("architectures") or []
-    names = " ".join(architectures)
-    if not names and os.path.isfile(os.path.join(folder, "model.safetensors")):
-        names = " ".join(read_header(os.path.join(folder, "model.safetensors"))[0])  # header only, no weights
-    if "Segmentation" in names or "segmentation_head." in names:
-        return "segmentation"
-    if "ImageClassification" in names or "classifier." in names:
-        return "classification"
-    return None
-
-
 def load_model(cls: type[_Model], model: str, backend: str = "numpy") -> tuple[_Model, str]:
     """Resolve --model (folder or Hub id), check the checkpoint's head, and load it."""
+    from mobilevit_np.auto import checkpoint_head
     from mobilevit_np.checkpoints.hub import resolve_checkpoint
     from mobilevit_np.config import MobileViTConfig
 
@@ -118,9 +103,11 @@ def load_processor(folder: str) -> MobileViTImageProcessor:
 
 def _check_images(paths: list[str]) -> None:
     from mobilevit_np.image_processing import check_image_file
+    from mobilevit_np.image_sources import is_url
 
     for path in paths:
-        check_image_file(path)
+        if not is_url(path):
+            check_image_file(path)
 
 
 def _image_format(path: str, option: str, formats: tuple[str, ...] | None = None) -> str:
@@ -215,6 +202,7 @@ def cmd_segment(args: argparse.Namespace) -> None:
 
 
 def cmd_summary(args: argparse.Namespace) -> None:
+    from mobilevit_np.auto import checkpoint_head
     from mobilevit_np.checkpoints.hub import is_hub_id, resolve_checkpoint
     from mobilevit_np.config import MobileViTConfig
     from mobilevit_np.presets import PRESETS, preset_config
@@ -227,7 +215,7 @@ def cmd_summary(args: argparse.Namespace) -> None:
     else:
         if not os.path.isdir(args.model) and not is_hub_id(args.model):
             raise CLIError(f"unknown model {args.model!r}: not a folder, a Hub id, or one of {', '.join(PRESETS)}")
-        folder = resolve_checkpoint(args.model)
+        folder = resolve_checkpoint(args.model, weights=False)  # a Hub id: config.json alone
         config = MobileViTConfig.from_pretrained(folder)
         head = args.head or checkpoint_head(folder, config) or "classification"
         source = f"{args.model} ({head})"
@@ -260,7 +248,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("classify", parents=[common], help="top-k ImageNet labels for images")
-    p.add_argument("images", nargs="+", metavar="IMAGE")
+    p.add_argument("images", nargs="+", metavar="IMAGE", help="image files or http(s) URLs")
     p.add_argument("--model", required=True, help="checkpoint folder or Hub id (e.g. apple/mobilevit-small)")
     p.add_argument("--top-k", type=int, default=5)
     p.add_argument("--backend", choices=BACKENDS, default="numpy", help=BACKEND_HELP)
@@ -268,7 +256,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=cmd_classify)
 
     p = sub.add_parser("segment", parents=[common], help="class mask and colour overlay for an image")
-    p.add_argument("image", metavar="IMAGE")
+    p.add_argument("image", metavar="IMAGE", help="an image file or http(s) URL")
     p.add_argument("--model", required=True, help="segmentation checkpoint folder or Hub id")
     p.add_argument("--output", "--out", "-o", help="write the class mask here (palette PNG, value = class index)")
     p.add_argument("--overlay", help="write the image with the mask's colours blended in")
@@ -290,14 +278,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _one_line(error: BaseException) -> str:
+MAX_ERROR_LINES = 20  # an error that lists problems (e.g. every mismatched tensor) shows this many
+
+
+def _error_lines(error: BaseException) -> str:
+    """The error's message: its first MAX_ERROR_LINES lines (a list of problems is shown, not summarised)."""
     lines = str(error).strip().splitlines() or [type(error).__name__]
-    more = f" (+{len(lines) - 1} more lines; --debug shows everything)" if len(lines) > 1 else ""
-    return lines[0] + more
+    if len(lines) > MAX_ERROR_LINES:
+        hidden = len(lines) - MAX_ERROR_LINES
+        lines = [*lines[:MAX_ERROR_LINES], f"  ... and {hidden} more line{'s' * (hidden > 1)} (--debug shows all)"]
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if not args.debug:  # huggingface_hub's retry chatter ("Trying to resume download...") would bury the error line
+        os.environ.setdefault("HF_HUB_VERBOSITY", "error")  # read when huggingface_hub is first imported
 
     def note(message, category, filename, lineno, file=None, line=None):
         print(f"{PROG}: note: {message}", file=sys.stderr)
@@ -315,6 +311,6 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as error:
         if args.debug:
             raise
-        print(f"{PROG}: error: {_one_line(error)}", file=sys.stderr)
+        print(f"{PROG}: error: {_error_lines(error)}", file=sys.stderr)
         return 1
     return 0

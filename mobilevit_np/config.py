@@ -69,6 +69,10 @@ class MobileViTConfig:
     id2label: dict[int, str] | None = None  # default: LABEL_0 .. LABEL_{num_labels-1}
     problem_type: str | None = None
     model_type: str = SUPPORTED_MODEL_TYPE
+    # transformers' PretrainedConfig defaults for what a call returns when it does not say
+    output_hidden_states: bool = False
+    output_attentions: bool = False
+    return_dict: bool = True
     # Keys of config.json this class does not model (architectures, torch_dtype, ...),
     # kept so that nothing a checkpoint says is silently dropped.
     extra: dict[str, Any] = field(default_factory=dict, repr=False)
@@ -144,8 +148,9 @@ class MobileViTConfig:
             _check_number(self, name)
         if self.layer_norm_eps < 0:
             raise ConfigError(f"layer_norm_eps must be >= 0, got {self.layer_norm_eps}")
-        if not isinstance(self.qkv_bias, bool):
-            raise ConfigError(f"qkv_bias must be true or false, got {self.qkv_bias!r}")
+        for name in ("qkv_bias", "output_hidden_states", "output_attentions", "return_dict"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"{name} must be true or false, got {getattr(self, name)!r}")
         _check_int(self, "aspp_out_channels", minimum=1)
         _check_int_list(self, "atrous_rates", length=3, maximum=MAX_ATROUS_RATE)
         _check_int(self, "semantic_loss_ignore_index")

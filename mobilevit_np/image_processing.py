@@ -47,6 +47,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from mobilevit_np.config import read_settings_file, write_json_file
+from mobilevit_np.image_sources import is_url, open_source
 from mobilevit_np.layers import interpolate_bilinear
 
 if TYPE_CHECKING:
@@ -63,22 +64,34 @@ ImageLike = Any  # PIL.Image.Image | np.ndarray | str | os.PathLike
 # ------------------------------------------------------------------ reading images
 
 
-def load_image(path: str | os.PathLike) -> Image.Image:
-    """Open an image file upright and in RGB, as transformers' `load_image` does (EXIF applied).
+def load_image(image: str | os.PathLike | Image.Image, timeout: float | None = None) -> Image.Image:
+    """An image upright and in RGB, as transformers' `load_image` returns it (EXIF orientation applied).
 
-    A file that is not a whole, readable image is a ValueError naming the path. Pillow's
-    decompression-bomb limit applies: above PIL.Image.MAX_IMAGE_PIXELS (89.5 million pixels
-    by default) Pillow warns (DecompressionBombWarning) and the image loads; above twice
-    that it is refused before any pixel is decoded.
+    `image`: a local path, an http(s) URL (downloaded, redirects followed; `timeout` in seconds,
+    None waits forever as in transformers), a base64 string or data URI, or a PIL image (see
+    image_sources.py). Data that is not a whole, readable image is a ValueError naming its
+    source. Pillow's decompression-bomb limit applies: above PIL.Image.MAX_IMAGE_PIXELS (89.5
+    million pixels by default) Pillow warns (DecompressionBombWarning) and the image loads;
+    above twice that it is refused before any pixel is decoded.
     """
-    path = os.fspath(path)
-    check_image_file(path)
-    if os.path.getsize(path) == 0:
-        raise ValueError(f"{path}: empty file (0 bytes), not an image")
+    if isinstance(image, Image.Image):
+        return to_rgb(ImageOps.exif_transpose(image))
+    if not isinstance(image, (str, os.PathLike)):
+        raise TypeError(
+            f"an image must be a path, an http(s) URL, base64 text or a PIL image, got {type(image).__name__}"
+        )
+    source = open_source(image, timeout)
+    path = os.fspath(image) if isinstance(source, str) else _describe(image)
+    if isinstance(source, str):
+        check_image_file(path)
+        if os.path.getsize(path) == 0:
+            raise ValueError(f"{path}: empty file (0 bytes), not an image")
+    elif not source.getbuffer().nbytes:
+        raise ValueError(f"{path}: empty (0 bytes), not an image")
     try:
-        with Image.open(path) as image:
-            image.load()  # read the pixels before the file closes
-            upright = ImageOps.exif_transpose(image)
+        with Image.open(source) as opened:
+            opened.load()  # read the pixels before the file closes
+            upright = ImageOps.exif_transpose(opened)
     except Image.UnidentifiedImageError:
         raise ValueError(f"{path}: not an image file Pillow can read") from None
     except Image.DecompressionBombError as e:
@@ -105,6 +118,12 @@ def check_image_file(path: str) -> None:
     if os.path.exists(path):
         raise ValueError(f"{path} is not a regular file (a pipe, socket or device); images are read from files")
     raise FileNotFoundError(f"image not found: {path}")
+
+
+def _describe(source: str | os.PathLike) -> str:
+    """How errors name an image that is not a file: the URL itself, or the start of its base64 text."""
+    text = os.fspath(source)
+    return text if is_url(text) else f"base64 image data {text[:32]!r}..."
 
 
 def to_rgb(image: Image.Image) -> Image.Image:
@@ -210,6 +229,43 @@ def shortest_edge_size(height: int, width: int, shortest_edge: int) -> tuple[int
     return (new_long, new_short) if width <= height else (new_short, new_long)
 
 
+def bounded_edges_size(height: int, width: int, shortest_edge: int, longest_edge: int) -> tuple[int, int]:
+    """{shortest_edge, longest_edge}: the shorter side to shortest_edge unless the longer would pass longest_edge.
+
+    transformers' get_size_with_aspect_ratio, rounding included: when the longer side would be
+    too long, the shorter becomes round(longest_edge * short / long) and the longer side is
+    truncated from that unrounded value.
+    """
+    short, long = min(height, width), max(height, width)
+    target, raw = shortest_edge, None
+    if long / short * shortest_edge > longest_edge:
+        raw = longest_edge * short / long
+        target = int(round(raw))
+    if short == target:
+        return height, width
+    scale = target if raw is None else raw
+    if width < height:
+        return int(scale * height / width), target
+    return target, int(scale * width / height)
+
+
+def max_height_width_size(height: int, width: int, max_height: int, max_width: int) -> tuple[int, int]:
+    """{max_height, max_width}: the largest aspect-preserving size inside the box (may enlarge), truncated."""
+    scale = min(max_height / height, max_width / width)
+    return int(height * scale), int(width * scale)
+
+
+def resized_size(height: int, width: int, size: dict[str, int]) -> tuple[int, int]:
+    """(new_height, new_width) for any form of `size` (see _size_dict), as transformers' resize decides it."""
+    if "longest_edge" in size:
+        return bounded_edges_size(height, width, size["shortest_edge"], size["longest_edge"])
+    if "shortest_edge" in size:
+        return shortest_edge_size(height, width, size["shortest_edge"])
+    if "max_height" in size:
+        return max_height_width_size(height, width, size["max_height"], size["max_width"])
+    return size["height"], size["width"]
+
+
 def _to_uint8_for_pillow(image: np.ndarray) -> tuple[np.ndarray, bool]:
     """Pillow resizes 8-bit images: convert as transformers' to_pil_image does.
 
@@ -305,25 +361,28 @@ def _check_side(name: str, value: Any) -> int:
     return int(value)
 
 
+SIZE_FORMS = ({"shortest_edge"}, {"shortest_edge", "longest_edge"}, {"max_height", "max_width"}, {"height", "width"})
+
+
 def _size_dict(value: Any) -> dict[str, int]:
-    """`size` in any of transformers' spellings -> {"shortest_edge": n} or {"height": h, "width": w}.
+    """`size` in any of transformers' spellings -> a dict with one of the key sets of SIZE_FORMS.
 
     An int means the shortest edge (MobileViT resizes keeping the aspect ratio); a pair
-    is (height, width).
+    is (height, width). See resized_size for what each form does.
     """
     if isinstance(value, dict):
-        if set(value) == {"shortest_edge"}:
-            size = {"shortest_edge": _check_side("size.shortest_edge", value["shortest_edge"])}
-        elif set(value) == {"height", "width"}:
-            size = {k: _check_side(f"size.{k}", value[k]) for k in ("height", "width")}
-        else:
-            raise ValueError(f"size must have the keys {{shortest_edge}} or {{height, width}}, got {sorted(value)}")
+        if set(value) not in SIZE_FORMS:
+            forms = " or ".join("{" + ", ".join(sorted(form)) + "}" for form in SIZE_FORMS)
+            raise ValueError(f"size must have the keys {forms}, got {sorted(value)}")
+        size = {k: _check_side(f"size.{k}", v) for k, v in value.items()}
     elif isinstance(value, (list, tuple)) and len(value) == 2:
         size = {"height": _check_side("size", value[0]), "width": _check_side("size", value[1])}
     else:
         size = {"shortest_edge": _check_side("size", value)}
-    if "shortest_edge" in size:  # every image becomes at least shortest_edge x shortest_edge
+    if "shortest_edge" in size:  # every image becomes at least shortest_edge x shortest_edge (unless longest_edge)
         _check_area("size.shortest_edge", size["shortest_edge"], size["shortest_edge"])
+    elif "max_height" in size:  # the box the image is fitted into
+        _check_area("size", size["max_height"], size["max_width"])
     else:
         _check_area("size", size["height"], size["width"])
     return size
@@ -514,12 +573,7 @@ class MobileViTImageProcessor:
         s = self._settings(overrides)
         resized = (height, width)
         if s["do_resize"]:
-            size = s["size"]
-            resized = (
-                shortest_edge_size(height, width, size["shortest_edge"])
-                if "shortest_edge" in size
-                else (size["height"], size["width"])
-            )
+            resized = resized_size(height, width, s["size"])
         crop = (s["crop_size"]["height"], s["crop_size"]["width"]) if s["do_center_crop"] else resized
         _check_pixel_count("resizing", (height, width), resized)
         _check_pixel_count("cropping", (height, width), crop)

@@ -26,6 +26,7 @@ from mobilevit_np.config import MobileViTConfig
 from mobilevit_np.layers import interpolate_bilinear
 from mobilevit_np.memory import check_forward_memory
 from mobilevit_np.model import BackboneResult, backbone, classification_head, expand_and_pool, segmentation_head
+from mobilevit_np.precision import Precision, precision_name, resolve_precision, store
 from mobilevit_np.trace import Trace, tracing, tracing_active
 
 # ---------------------------------------------------------------------- outputs
@@ -41,28 +42,57 @@ from mobilevit_np.trace import Trace, tracing, tracing_active
 #   transformers documents this field but leaves it None; here it is filled.
 
 
+class ModelOutput:
+    """transformers' ModelOutput access: out.logits, out["logits"], out[0], out.to_tuple().
+
+    Integer indices and to_tuple() skip the fields that are None, as transformers' do, in
+    transformers' field order (loss first); that is also what return_dict=False returns.
+    """
+
+    _tuple_order: tuple[str, ...] = ()
+
+    def to_tuple(self) -> tuple:
+        return tuple(getattr(self, name) for name in self._tuple_order if getattr(self, name) is not None)
+
+    def keys(self) -> list[str]:
+        return [name for name in self._tuple_order if getattr(self, name) is not None]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.keys()
+
+    def __getitem__(self, key: int | slice | str):
+        if isinstance(key, str):
+            if key not in self.keys():
+                raise KeyError(key)
+            return getattr(self, key)
+        return self.to_tuple()[key]
+
+
 @dataclass
-class BaseModelOutputWithPooling:
+class BaseModelOutputWithPooling(ModelOutput):
     last_hidden_state: np.ndarray  # (B, C, h, w)
     pooler_output: np.ndarray | None = None  # (B, C), None without expand_output
     hidden_states: tuple[np.ndarray, ...] | None = None  # the 5 encoder layers' outputs
     attentions: tuple[np.ndarray, ...] | None = None  # (B*patch_area, heads, num_patches, num_patches) per layer
+    _tuple_order = ("last_hidden_state", "pooler_output", "hidden_states", "attentions")
 
 
 @dataclass
-class ImageClassifierOutput:
+class ImageClassifierOutput(ModelOutput):
     logits: np.ndarray  # (B, num_labels)
     loss: np.ndarray | None = None
     hidden_states: tuple[np.ndarray, ...] | None = None
     attentions: tuple[np.ndarray, ...] | None = None
+    _tuple_order = ("loss", "logits", "hidden_states", "attentions")
 
 
 @dataclass
-class SemanticSegmenterOutput:
+class SemanticSegmenterOutput(ModelOutput):
     logits: np.ndarray  # (B, num_labels, H/output_stride, W/output_stride)
     loss: np.ndarray | None = None
     hidden_states: tuple[np.ndarray, ...] | None = None
     attentions: tuple[np.ndarray, ...] | None = None
+    _tuple_order = ("loss", "logits", "hidden_states", "attentions")
 
 
 # ------------------------------------------------------------------ base class
@@ -75,6 +105,7 @@ class _PreTrained:
     """Loading and input checking shared by the three models."""
 
     head = "base"
+    precision: Precision | None = None  # set by from_config / from_pretrained (weights' and computation's dtype)
 
     def __init__(self, config: MobileViTConfig, params: dict, dtype: np.dtype, backend: str = "numpy") -> None:
         self.config = config
@@ -101,27 +132,30 @@ class _PreTrained:
         cls: type[_Model],
         config: MobileViTConfig,
         state_dict: dict[str, np.ndarray],
-        dtype: np.dtype | type = np.float32,
+        dtype: np.dtype | type | str = np.float32,
         backend: str = "numpy",
         **kwargs: bool,
     ) -> _Model:
         """Build the model from a config and a flat {transformers name: array} dict.
 
+        dtype: float32 (default), float64, "float16" / "bfloat16" (weights kept in half
+        precision, computation in float32; see precision.py) or "auto" (the state_dict's dtype).
         backend: "numpy" (reference), "numba" (fast; needs the `fast` extra) or "auto".
         """
         cls._check_options("from_config", kwargs)
-        dtype = _float_dtype(dtype)
-        backend = resolve_backend(backend)  # fail before reading weights
+        precision_name(dtype)  # fail before reading weights
+        backend = resolve_backend(backend)
+        precision = resolve_precision(dtype, config.extra, state_dict)
         expected = cls._expected_shapes(config, **kwargs)
         # copy: the model must not change when the caller later edits their arrays (nor the reverse)
-        weights = prepare_state_dict(state_dict, expected, cls.head, dtype, source="state_dict", copy=True)
-        return cls(config, build_tree(weights), dtype, backend=backend, **kwargs)
+        weights = prepare_state_dict(state_dict, expected, cls.head, precision.storage, source="state_dict", copy=True)
+        return cls._build(config, weights, precision, backend, kwargs)
 
     @classmethod
     def from_pretrained(
         cls: type[_Model],
         path: str | os.PathLike,
-        dtype: np.dtype | type = np.float32,
+        dtype: np.dtype | type | str = np.float32,
         backend: str = "numpy",
         config: MobileViTConfig | None = None,
         **kwargs: bool,
@@ -131,21 +165,36 @@ class _PreTrained:
         The weights are model.safetensors, a sharded model.safetensors.index.json, or
         pytorch_model.bin (read by the allowlist reader in torch_pickle.py, never unpickled,
         and converted once to model.safetensors beside it).
+        dtype: float32 (default), float64, "float16" / "bfloat16" (weights kept in half
+        precision, computation in float32, since NumPy has no fast half arithmetic; see
+        precision.py) or "auto" (config.json's "dtype", else the checkpoint's tensors').
         backend: "numpy" (reference), "numba" (fast; needs the `fast` extra) or "auto".
         config: build with this config instead of the folder's config.json (as transformers'
         `config=`, e.g. another output_stride); the weights must still fit it.
         """
         cls._check_options("from_pretrained", kwargs)
+        precision_name(dtype)  # fail before any download
         backend = resolve_backend(backend)
         if config is not None and not isinstance(config, MobileViTConfig):
             raise TypeError(f"config must be a MobileViTConfig, got {type(config).__name__}")
         path = resolve_checkpoint(path)  # a local folder, or the Hub download of an "owner/name" id
         if config is None:
             config = MobileViTConfig.from_pretrained(path)
-        dtype = _float_dtype(dtype)
+        tensors = load_checkpoint_tensors(path)
+        precision = resolve_precision(dtype, config.extra, tensors)
         expected = cls._expected_shapes(config, **kwargs)
-        weights = prepare_state_dict(load_checkpoint_tensors(path), expected, cls.head, dtype, source=path)
-        return cls(config, build_tree(weights), dtype, backend=backend, **kwargs)
+        weights = prepare_state_dict(tensors, expected, cls.head, precision.storage, source=path)
+        return cls._build(config, weights, precision, backend, kwargs)
+
+    @classmethod
+    def _build(
+        cls: type[_Model], config: MobileViTConfig, weights: dict, precision: Precision, backend: str, kwargs: dict
+    ) -> _Model:
+        model = cls(
+            config, build_tree(store(weights, precision, backend)), precision.compute, backend=backend, **kwargs
+        )
+        model.precision = precision  # .dtype is what it computes in; .precision.storage what its weights are held in
+        return model
 
     def _check_input(self, pixel_values: np.ndarray) -> np.ndarray:
         """(B, C, H, W) floats in the model's dtype, or a ValueError naming what is wrong."""
@@ -177,6 +226,20 @@ class _PreTrained:
             recorded.output = self(pixel_values, **kwargs)
         return recorded
 
+    # ------------------------------------------- what a call returns (transformers' defaults)
+    def _option(self, name: str, value: bool | None) -> bool:
+        """output_hidden_states / output_attentions / return_dict: the call's value, else the config's."""
+        return getattr(self.config, name) if value is None else value
+
+    def _wanted(self, output_hidden_states: bool | None, output_attentions: bool | None) -> tuple[bool, bool]:
+        return self._option("output_hidden_states", output_hidden_states), self._option(
+            "output_attentions", output_attentions
+        )
+
+    def _returned(self, output: ModelOutput, return_dict: bool | None) -> ModelOutput | tuple:
+        """The output dataclass, or with return_dict=False transformers' tuple (its non-None fields, loss first)."""
+        return output if self._option("return_dict", return_dict) else output.to_tuple()
+
     def _forward(self, pixel_values: np.ndarray, hidden_states: bool, attentions: bool) -> dict:
         """The forward pass as {"hidden_states", "attentions", and the head's outputs}: the fast
         engine when the backend has one for this model (not while tracing: the trace records
@@ -196,13 +259,6 @@ class _PreTrained:
     def _backbone_params(self) -> dict:
         """The backbone's weights: a head model keeps them under "mobilevit.", as transformers names them."""
         return self.params if self.head == "base" else self.params["mobilevit"]
-
-
-def _float_dtype(dtype: np.dtype | type) -> np.dtype:
-    dtype = np.dtype(dtype)
-    if dtype not in (np.float32, np.float64):
-        raise ValueError(f"dtype must be float32 or float64, got {dtype}")
-    return dtype
 
 
 def _as_tuple(arrays: list[np.ndarray], wanted: bool) -> tuple[np.ndarray, ...] | None:
@@ -231,15 +287,22 @@ class MobileViTModel(_PreTrained):
         return backbone_shapes(config, expand_output)
 
     def __call__(
-        self, pixel_values: np.ndarray, output_hidden_states: bool = False, output_attentions: bool = False
-    ) -> BaseModelOutputWithPooling:
-        out = self._forward(pixel_values, output_hidden_states, output_attentions)
-        return BaseModelOutputWithPooling(
+        self,
+        pixel_values: np.ndarray,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+        output_attentions: bool | None = None,
+    ) -> BaseModelOutputWithPooling | tuple:
+        """Options left None take the config's value (output_hidden_states=False, return_dict=True by default)."""
+        hidden, attentions = self._wanted(output_hidden_states, output_attentions)
+        out = self._forward(pixel_values, hidden, attentions)
+        output = BaseModelOutputWithPooling(
             last_hidden_state=out["last_hidden_state"],
             pooler_output=out.get("pooler_output"),
-            hidden_states=_as_tuple(out["hidden_states"], output_hidden_states),
-            attentions=_as_tuple(out["attentions"], output_attentions),
+            hidden_states=_as_tuple(out["hidden_states"], hidden),
+            attentions=_as_tuple(out["attentions"], attentions),
         )
+        return self._returned(output, return_dict)
 
     def _head(self, result: BackboneResult) -> dict:
         if not self.expand_output:
@@ -256,18 +319,22 @@ class MobileViTForImageClassification(_PreTrained):
     def __call__(
         self,
         pixel_values: np.ndarray,
-        output_hidden_states: bool = False,
+        output_hidden_states: bool | None = None,
         labels: np.ndarray | None = None,
-        output_attentions: bool = False,
-    ) -> ImageClassifierOutput:
-        out = self._forward(pixel_values, output_hidden_states, output_attentions)
+        return_dict: bool | None = None,
+        output_attentions: bool | None = None,
+    ) -> ImageClassifierOutput | tuple:
+        """Options left None take the config's value; return_dict=False gives (loss?, logits, hidden_states?)."""
+        hidden, attentions = self._wanted(output_hidden_states, output_attentions)
+        out = self._forward(pixel_values, hidden, attentions)
         logits = out["logits"]
-        return ImageClassifierOutput(
+        output = ImageClassifierOutput(
             logits=logits,
             loss=None if labels is None else self.loss(logits, labels),
-            hidden_states=_as_tuple(out["hidden_states"], output_hidden_states),
-            attentions=_as_tuple(out["attentions"], output_attentions),
+            hidden_states=_as_tuple(out["hidden_states"], hidden),
+            attentions=_as_tuple(out["attentions"], attentions),
         )
+        return self._returned(output, return_dict)
 
     def _head(self, result: BackboneResult) -> dict:
         _, pooled = expand_and_pool(result.last_hidden_state, self._backbone_params["conv_1x1_exp"], self.config)
@@ -300,19 +367,23 @@ class MobileViTForSemanticSegmentation(_PreTrained):
         self,
         pixel_values: np.ndarray,
         labels: np.ndarray | None = None,
-        output_hidden_states: bool = False,
-        output_attentions: bool = False,
-    ) -> SemanticSegmenterOutput:
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+        output_attentions: bool | None = None,
+    ) -> SemanticSegmenterOutput | tuple:
+        """Options left None take the config's value; return_dict=False gives (loss?, logits, hidden_states?)."""
         if labels is not None and self.config.num_labels == 1:
             raise ValueError("The number of labels should be greater than one")
-        out = self._forward(pixel_values, output_hidden_states, output_attentions)
+        hidden, attentions = self._wanted(output_hidden_states, output_attentions)
+        out = self._forward(pixel_values, hidden, attentions)
         logits = out["logits"]
-        return SemanticSegmenterOutput(
+        output = SemanticSegmenterOutput(
             logits=logits,
             loss=None if labels is None else self.loss(logits, labels),
-            hidden_states=_as_tuple(out["hidden_states"], output_hidden_states),
-            attentions=_as_tuple(out["attentions"], output_attentions),
+            hidden_states=_as_tuple(out["hidden_states"], hidden),
+            attentions=_as_tuple(out["attentions"], attentions),
         )
+        return self._returned(output, return_dict)
 
     def _head(self, result: BackboneResult) -> dict:
         head = self.params["segmentation_head"]

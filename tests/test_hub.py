@@ -53,6 +53,7 @@ def test_download_failures_become_one_clear_error(monkeypatch):
         raise hub.errors.LocalEntryNotFoundError("Cannot find the requested files in the local cache")
 
     monkeypatch.setattr(hub, "snapshot_download", offline)
+    monkeypatch.setattr(hub.constants, "HF_HUB_OFFLINE", True)  # no probe of the real Hub
     with pytest.raises(HubError, match="could not get 'apple/mobilevit-small' .*LocalEntryNotFoundError"):
         MobileViTForImageClassification.from_pretrained("apple/mobilevit-small")
 

@@ -199,8 +199,8 @@ def test_float64_weights_and_dtype_argument(make_checkpoint, pixel_values):
     folder = make_checkpoint("classification")
     model = MobileViTForImageClassification.from_pretrained(folder, dtype=np.float64)
     assert model(pixel_values).logits.dtype == np.float64
-    with pytest.raises(ValueError, match="float32 or float64"):
-        MobileViTForImageClassification.from_pretrained(folder, dtype=np.float16)
+    with pytest.raises(ValueError, match="float32, float64, float16, bfloat16 or 'auto'"):
+        MobileViTForImageClassification.from_pretrained(folder, dtype=np.int8)
 
 
 def test_build_tree_numbering_gap_names_the_prefix():

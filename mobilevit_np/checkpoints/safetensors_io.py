@@ -166,6 +166,14 @@ def widen_bfloat16(bits: np.ndarray) -> np.ndarray:
     return widened.view(np.float32)
 
 
+def round_to_bfloat16(values: np.ndarray) -> np.ndarray:
+    """float values rounded to the nearest bfloat16 (ties to even, as torch's .to(torch.bfloat16)), as float32."""
+    values = np.asarray(values, dtype=np.float32)
+    bits = values.view(np.uint32).astype(np.uint64)  # uint64: adding the rounding bias cannot overflow
+    rounded = ((bits + 0x7FFF + ((bits >> 16) & 1)) & 0xFFFF0000).astype(np.uint32).view(np.float32)
+    return np.where(np.isnan(values), values, rounded).reshape(values.shape)
+
+
 def _decode(raw: np.ndarray, dtype_name: str) -> np.ndarray:
     """A tensor's raw little-endian values as a native NumPy array (BF16 -> float32)."""
     if dtype_name == "BF16":
