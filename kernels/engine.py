@@ -201,11 +201,12 @@ class Output:
 class Plan:
     """The launches of one forward pass at one input shape, with their buffers."""
 
-    def __init__(self, batch: int) -> None:
-        self.batch = batch
+    def __init__(self, shape: tuple[int, int, int, int], want_attentions: bool) -> None:
+        batch, channels, height, width = shape
+        self.batch, self.want_attentions = batch, want_attentions
+        self.input = np.zeros((batch, height + 2, width + 2, channels), np.float32)  # the stem's, channels last
         self.steps: list[tuple[Callable, tuple, int]] = []  # (kernel or function, arguments, work)
         self.outputs: list[tuple[int, int, Output]] = []  # (step, argument index, output)
-        self.results: list[tuple[str, int, int]] = []  # (name, step, argument index) of outputs in order
         self.buffers = Buffers()
         self.labels: list[str] = []  # one per step
 
@@ -365,10 +366,8 @@ class Engine:
     # ------------------------------------------------------------------ building a plan
 
     def _build(self, shape: tuple[int, ...], want_hidden: bool, want_attentions: bool) -> Plan:
-        batch, channels, height, width = shape
-        plan = Plan(batch)
-        plan.want_hidden, plan.want_attentions = want_hidden, want_attentions
-        plan.input = np.zeros((batch, height + 2, width + 2, channels), np.float32)
+        batch, _, height, width = shape
+        plan = Plan(shape, want_attentions)
         stages = self.stages
         x = self._stem(plan, height, width, pad=0)
         for n, stage in enumerate(stages):
