@@ -122,3 +122,26 @@ def test_a_fork_pool_after_the_fast_path_works():
     """GNU OpenMP aborts a forked child that opens a parallel region; after a fork the engine runs serially."""
     result = run_python(FORK_POOL)
     assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr[-2000:]
+
+
+COMPILE_ONCE = """
+    import numpy as np
+    from mobilevit_np import MobileViTForImageClassification
+    from mobilevit_np.presets import tiny_config
+    from mobilevit_np.random_weights import random_pixel_values, random_state_dict
+
+    config = tiny_config()
+    model = MobileViTForImageClassification.from_config(config, random_state_dict(config, "classification"),
+                                                        backend="numba")
+    print(model(random_pixel_values((1, 3, 64, 64), seed=0)).logits.argmax())
+"""
+
+
+@pytest.mark.slow
+def test_the_first_compile_says_so_once_and_a_second_process_compiles_nothing(tmp_path):
+    first = run_python(COMPILE_ONCE, NUMBA_CACHE_DIR=str(tmp_path))
+    assert first.returncode == 0, first.stderr[-2000:]
+    assert first.stderr.count("compiling the fast kernels") == 1, first.stderr[-2000:]
+    second = run_python(COMPILE_ONCE, NUMBA_CACHE_DIR=str(tmp_path))
+    assert second.returncode == 0 and "compiling" not in second.stderr, second.stderr[-2000:]
+    assert second.stdout == first.stdout
