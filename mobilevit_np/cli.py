@@ -16,52 +16,15 @@ import json
 import os
 import signal
 import sys
-import time
 import warnings
-from collections.abc import Iterable
-from typing import TYPE_CHECKING, TextIO
 
 import numpy as np
 
 from mobilevit_np.backends import BACKENDS
-
-if TYPE_CHECKING:  # imported lazily below, so that `mobilevit-np --help` starts fast
-    from mobilevit_np.image_processing import MobileViTImageProcessor
-    from mobilevit_np.modeling import _Model
+from mobilevit_np.loading import load_model, load_processor
 
 PROG = "mobilevit-np"
 BACKEND_HELP = "numpy (the reference, default), numba (the fast path, the `fast` extra) or auto (numba when installed)"
-
-
-# ---------------------------------------------------------------- progress
-
-
-class Progress:
-    """A one-line bar on stderr, drawn only when stderr is a terminal and there is more than one item."""
-
-    def __init__(self, total: int, stream: TextIO | None = None, width: int = 30) -> None:
-        self.total, self.done, self.width = total, 0, width
-        self.stream = sys.stderr if stream is None else stream
-        self.enabled = total > 1 and self.stream.isatty()
-        self.start = time.perf_counter()
-
-    def advance(self) -> None:
-        self.done += 1
-        if self.enabled:
-            filled = self.width * self.done // self.total
-            rate = self.done / max(time.perf_counter() - self.start, 1e-9)
-            bar = "#" * filled + "." * (self.width - filled)
-            self.stream.write(f"\r[{bar}] {self.done}/{self.total} images, {rate:.1f}/s")
-            if self.done == self.total:
-                self.stream.write("\n")
-            self.stream.flush()
-
-
-def with_progress(items: list, stream: TextIO | None = None) -> Iterable:
-    progress = Progress(len(items), stream)
-    for item in items:
-        yield item
-        progress.advance()
 
 
 # ---------------------------------------------------------------- loading
@@ -69,36 +32,6 @@ def with_progress(items: list, stream: TextIO | None = None) -> Iterable:
 
 class CLIError(Exception):
     """A problem the user can fix; printed as one line."""
-
-
-def load_model(cls: type[_Model], model: str, backend: str = "numpy") -> tuple[_Model, str]:
-    """Resolve --model (folder or Hub id), check the checkpoint's head, and load it."""
-    from mobilevit_np.auto import checkpoint_head
-    from mobilevit_np.checkpoints.hub import resolve_checkpoint
-    from mobilevit_np.config import MobileViTConfig
-
-    folder = resolve_checkpoint(model)
-    config = MobileViTConfig.from_pretrained(folder)
-    head = checkpoint_head(folder, config)
-    if head is not None and head != cls.head:
-        command = "segment" if head == "segmentation" else "classify"
-        raise CLIError(f"{model} is a {head} checkpoint; use `{PROG} {command}` for it")
-    if config.num_labels == 0:  # transformers then puts an identity where the classifier would be
-        raise CLIError(f"{folder}/config.json has no labels (num_labels 0): the model outputs features, not classes")
-    return cls.from_pretrained(folder, backend=backend, config=config), folder
-
-
-def load_processor(folder: str) -> MobileViTImageProcessor:
-    """The checkpoint's preprocessor_config.json, or the documented defaults (with a note) if it has none."""
-    from mobilevit_np.image_processing import PREPROCESSOR_CONFIG, MobileViTImageProcessor
-
-    if os.path.isfile(os.path.join(folder, PREPROCESSOR_CONFIG)):
-        return MobileViTImageProcessor.from_pretrained(folder)
-    processor = MobileViTImageProcessor()
-    crop = processor.crop_size
-    defaults = f"shortest edge {processor.size['shortest_edge']}, crop {crop['height']}x{crop['width']}, bilinear"
-    print(f"{PROG}: note: no {PREPROCESSOR_CONFIG} in {folder}; using the defaults ({defaults})", file=sys.stderr)
-    return processor
 
 
 def _check_images(paths: list[str]) -> None:
@@ -134,42 +67,91 @@ def _save_image(image, path: str, image_format: str, args: argparse.Namespace) -
 # ---------------------------------------------------------------- commands
 
 
-def cmd_classify(args: argparse.Namespace) -> None:
-    from mobilevit_np.image_processing import load_image
-    from mobilevit_np.modeling import MobileViTForImageClassification
-    from mobilevit_np.postprocess import top_k_classes
-
+def cmd_classify(args: argparse.Namespace) -> int:
     if args.top_k < 1:
         raise CLIError(f"--top-k must be at least 1, got {args.top_k}")
-    _check_images(args.images)
-    model, folder = load_model(MobileViTForImageClassification, args.model, args.backend)
-    processor = load_processor(folder)
-    labels = model.config.id2label
+    if args.output or args.scheduler or args.scheduler_file:
+        return run_bulk(args, "classify")
+    failed = 0
     results = []
-    for path in with_progress(args.images):
-        logits = model(processor(load_image(path))["pixel_values"]).logits[0]  # (num_labels,)
-        top, probs = top_k_classes(logits, args.top_k)
-        predictions = [
-            {"rank": r + 1, "index": int(i), "label": labels[int(i)], "probability": float(p)}
-            for r, (i, p) in enumerate(zip(top, probs, strict=True))
-        ]
-        results.append({"image": path, "predictions": predictions})
+    for row in predicted_rows(args, "classify"):
+        failed += "error" in row
+        if args.json:
+            results.append(row)  # printed at the end as one JSON document
+        elif "error" in row:
+            print(f"{PROG}: error: {row['error']}", file=sys.stderr)
+        else:
+            print(row["image"])
+            for p in row["predictions"]:
+                print(f"  {p['rank']:>2}. {p['probability']:.4f}  {p['label']}")
     if args.json:
         print(json.dumps(results, indent=2))
-        return
-    for result in results:
-        print(result["image"])
-        for p in result["predictions"]:
-            print(f"  {p['rank']:>2}. {p['probability']:.4f}  {p['label']}")
+    return 1 if failed else 0  # 1: at least one image has an error entry instead of a result
 
 
-def cmd_segment(args: argparse.Namespace) -> None:
+def predicted_rows(args: argparse.Namespace, task: str):
+    """One row per input, streamed (results printed as they come), with a progress bar on a terminal."""
+    from mobilevit_np.bulk import expand_inputs, iter_predictions
+    from mobilevit_np.progress import progress_bar
+
+    paths = expand_inputs(args.images)
+    options = dict(batch_size=args.batch_size, top_k=getattr(args, "top_k", 5), backend=args.backend)
+    with progress_bar(len(paths), args.quiet) as bar:
+        for row in iter_predictions(paths, args.model, task, masks_dir=getattr(args, "masks_dir", None), **options):
+            bar.update(1)
+            yield row
+
+
+def run_bulk(args: argparse.Namespace, task: str) -> int:
+    """--output (and --scheduler): a resumable run into a rows file or folder; 0 once every input has a row."""
+    from mobilevit_np.bulk import predict_files
+    from mobilevit_np.bulk.run import print_summary
+
+    if not args.output:
+        raise CLIError("--scheduler needs --output: a .jsonl/.parquet file or a folder for the rows")
+    summary = predict_files(
+        args.images,
+        args.model,
+        args.output,
+        task,
+        batch_size=args.batch_size,
+        shard_size=args.shard_size,
+        top_k=getattr(args, "top_k", 5),
+        masks_dir=getattr(args, "masks_dir", None),
+        backend=args.backend,
+        output_format=args.format,
+        quiet=args.quiet,
+        scheduler=args.scheduler,
+        scheduler_file=args.scheduler_file,
+    )
+    if not args.quiet:
+        print_summary(summary)
+    return 0
+
+
+def print_rows(rows) -> int:
+    """Rows as JSON lines on stdout; 1 if any image failed."""
+    failed = 0
+    for row in rows:
+        failed += "error" in row
+        print(json.dumps(row), flush=True)
+    return 1 if failed else 0
+
+
+def cmd_segment(args: argparse.Namespace) -> int | None:
     from mobilevit_np.files import check_destination
     from mobilevit_np.image_processing import load_image
     from mobilevit_np.modeling import MobileViTForSemanticSegmentation
     from mobilevit_np.palette import colorize, overlay
     from mobilevit_np.postprocess import outside_label, segment_image
 
+    if (args.scheduler or args.scheduler_file) and not args.masks_dir:
+        raise CLIError("a segment run on Dask needs --masks-dir (the masks) and --output (the rows)")
+    if args.masks_dir:
+        return run_bulk(args, "segment") if args.output else print_rows(predicted_rows(args, "segment"))
+    if len(args.images) > 1:
+        raise CLIError("several images need --masks-dir DIR (the masks) and --output rows.jsonl (the rows)")
+    args.image = args.images[0]
     _check_images([args.image])
     # Every output is checked before the model runs: its folder, its format, what it would replace.
     if args.output and args.overlay and os.path.abspath(args.output) == os.path.abspath(args.overlay):
@@ -237,6 +219,21 @@ def cmd_convert(args: argparse.Namespace) -> None:
 # ---------------------------------------------------------------- parser
 
 
+INPUTS_HELP = "image files, http(s) URLs, folders (recursive), globs, @list.txt files or fsspec URLs"
+
+
+def bulk_arguments() -> argparse.ArgumentParser:
+    """Options of classify and segment for many images (mobilevit_np.bulk)."""
+    bulk = argparse.ArgumentParser(add_help=False)
+    bulk.add_argument("--batch-size", type=int, default=8, help="images per model call (default 8)")
+    bulk.add_argument("--shard-size", type=int, default=256, help="rows per shard file: the unit of resume and of Dask")
+    bulk.add_argument("--format", choices=["jsonl", "parquet"], help="rows format of a folder --output")
+    bulk.add_argument("--quiet", "-q", action="store_true", help="no progress bar and no summary")
+    bulk.add_argument("--scheduler", help="run on Dask: local:N (a local cluster of N workers) or tcp://host:port")
+    bulk.add_argument("--scheduler-file", help="run on the Dask cluster this scheduler file describes")
+    return bulk
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG, description="MobileViT in plain NumPy: classify, segment, summarise, convert."
@@ -246,20 +243,23 @@ def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show the full traceback")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    bulk = bulk_arguments()
 
-    p = sub.add_parser("classify", parents=[common], help="top-k ImageNet labels for images")
-    p.add_argument("images", nargs="+", metavar="IMAGE", help="image files or http(s) URLs")
+    p = sub.add_parser("classify", parents=[common, bulk], help="top-k ImageNet labels for images")
+    p.add_argument("images", nargs="+", metavar="INPUT", help=INPUTS_HELP)
     p.add_argument("--model", required=True, help="checkpoint folder or Hub id (e.g. apple/mobilevit-small)")
     p.add_argument("--top-k", type=int, default=5)
     p.add_argument("--backend", choices=BACKENDS, default="numpy", help=BACKEND_HELP)
     p.add_argument("--json", action="store_true", help="print the predictions as JSON")
+    p.add_argument("--output", "-o", help="write rows here (.jsonl, .parquet or a folder): a resumable bulk run")
     p.set_defaults(run=cmd_classify)
 
-    p = sub.add_parser("segment", parents=[common], help="class mask and colour overlay for an image")
-    p.add_argument("image", metavar="IMAGE", help="an image file or http(s) URL")
+    p = sub.add_parser("segment", parents=[common, bulk], help="class mask and colour overlay for an image")
+    p.add_argument("images", nargs="+", metavar="INPUT", help=f"{INPUTS_HELP} (several need --masks-dir)")
     p.add_argument("--model", required=True, help="segmentation checkpoint folder or Hub id")
     p.add_argument("--output", "--out", "-o", help="write the class mask here (palette PNG, value = class index)")
     p.add_argument("--overlay", help="write the image with the mask's colours blended in")
+    p.add_argument("--masks-dir", help="bulk run: one mask PNG per image here; --output then names the rows file")
     p.add_argument("--force", action="store_true", help="overwrite existing output files (never the input image)")
     p.add_argument("--backend", choices=BACKENDS, default="numpy", help=BACKEND_HELP)
     p.set_defaults(run=cmd_segment)
@@ -301,7 +301,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with warnings.catch_warnings():  # restores the caller's warnings.showwarning when the command ends
             warnings.showwarning = note  # library warnings (e.g. "converted pytorch_model.bin") as one line
-            args.run(args)
+            return args.run(args) or 0
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)
         return 130
@@ -311,6 +311,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as error:
         if args.debug:
             raise
+        if getattr(args, "json", False):  # stdout stays one JSON document, even when the run fails
+            print(json.dumps({"error": _error_lines(error)}))
         print(f"{PROG}: error: {_error_lines(error)}", file=sys.stderr)
         return 1
-    return 0

@@ -38,6 +38,7 @@ Which images become RGB, and EXIF orientation (checked against transformers 5.24
 
 from __future__ import annotations
 
+import io
 import math
 import os
 import warnings
@@ -88,25 +89,30 @@ def load_image(image: str | os.PathLike | Image.Image, timeout: float | None = N
             raise ValueError(f"{path}: empty file (0 bytes), not an image")
     elif not source.getbuffer().nbytes:
         raise ValueError(f"{path}: empty (0 bytes), not an image")
+    return decode_image(source, path)
+
+
+def decode_image(source: str | io.BytesIO, name: str) -> Image.Image:
+    """An image file (a path, or its bytes in memory, e.g. read through fsspec) -> upright RGB; errors name `name`."""
     try:
         with Image.open(source) as opened:
             opened.load()  # read the pixels before the file closes
             upright = ImageOps.exif_transpose(opened)
     except Image.UnidentifiedImageError:
-        raise ValueError(f"{path}: not an image file Pillow can read") from None
+        raise ValueError(f"{name}: not an image file Pillow can read") from None
     except Image.DecompressionBombError as e:
         raise ValueError(
-            f"{path}: refused as a possible decompression bomb ({e}); if you trust the file, raise "
+            f"{name}: refused as a possible decompression bomb ({e}); if you trust the file, raise "
             "PIL.Image.MAX_IMAGE_PIXELS"
         ) from None
     except MemoryError:
         raise
     except Exception as e:  # Pillow's decoders report broken data as OSError, SyntaxError, ValueError, EOFError, ...
-        raise ValueError(f"{path}: truncated or corrupt image file ({type(e).__name__}: {e})") from None
+        raise ValueError(f"{name}: truncated or corrupt image file ({type(e).__name__}: {e})") from None
     try:
         return to_rgb(upright)
     except ValueError as e:
-        raise ValueError(f"{path}: {e}") from None
+        raise ValueError(f"{name}: {e}") from None
 
 
 def check_image_file(path: str) -> None:

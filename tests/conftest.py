@@ -29,6 +29,14 @@ def make_checkpoint(tmp_path):
 
 
 @pytest.fixture
+def tiny_classifier(tmp_path) -> str:
+    """A tiny classifier folder with 5 named labels and a preprocessor_config.json (resize 72, crop 64)."""
+    from photos import write_classifier
+
+    return write_classifier(tmp_path / "tiny-classifier")
+
+
+@pytest.fixture
 def pixel_values():
     return np.random.RandomState(0).uniform(0, 1, (2, 3, 64, 64)).astype(np.float32)
 

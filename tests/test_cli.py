@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import os
 import re
@@ -18,7 +17,7 @@ from PIL import Image
 from mobilevit_np import MobileViTForImageClassification, MobileViTImageProcessor
 from mobilevit_np.architecture import parameter_shapes
 from mobilevit_np.checkpoints.state_dict import save_checkpoint
-from mobilevit_np.cli import Progress, build_parser
+from mobilevit_np.cli import build_parser
 from mobilevit_np.layers import softmax
 from mobilevit_np.presets import tiny_config
 from mobilevit_np.random_weights import random_state_dict
@@ -224,6 +223,47 @@ def test_convert_and_refuse_to_overwrite(tmp_path):
     assert run("convert", source, str(target), "--force").returncode == 0
 
 
+# ------------------------------------------------- several images, some unreadable
+
+
+def test_json_gives_every_image_its_own_entry_when_one_is_unreadable(classifier, small_image, tmp_path):
+    notes = tmp_path / "notes.jpg"
+    notes.write_text("shopping list")
+    missing = str(tmp_path / "gone.png")
+    result = run("classify", CATS, str(notes), small_image, missing, "--model", str(classifier), "--json")
+    assert result.returncode == 1, result.stderr  # 1: not every image succeeded
+    entries = json.loads(result.stdout)
+    assert [e["image"] for e in entries] == [CATS, str(notes), small_image, missing]
+    assert entries[1] == {"image": str(notes), "error": f"{notes}: not an image file Pillow can read"}
+    assert entries[3] == {"image": missing, "error": f"image not found: {missing}"}
+    alone = json.loads(run("classify", CATS, small_image, "--model", str(classifier), "--json").stdout)
+    assert [entries[0], entries[2]] == alone  # the good images' results, as without the bad ones
+    assert "Traceback" not in result.stderr
+
+
+def test_text_output_keeps_the_good_results_and_names_the_bad_file(classifier, small_image, tmp_path):
+    notes = tmp_path / "notes.jpg"
+    notes.write_text("shopping list")
+    result = run("classify", CATS, str(notes), small_image, "--model", str(classifier), "--top-k", "2")
+    assert result.returncode == 1
+    assert result.stdout.splitlines()[::3] == [CATS, small_image]
+    assert_one_line_error(result, f"{notes}: not an image file Pillow can read")
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        ([CATS, "--model", "/nonexistent/folder"], "checkpoint folder not found: /nonexistent/folder"),
+        ([CATS, "--model", "{classifier}", "--top-k", "0"], "--top-k must be at least 1"),
+        ([CATS, "{tmp}/*.webp", "--model", "{classifier}"], "no files match this pattern"),
+    ],
+)
+def test_json_prints_a_json_error_object_when_the_run_fails(args, message, classifier, tmp_path):
+    result = run("classify", *[a.format(classifier=classifier, tmp=tmp_path) for a in args], "--json")
+    assert json.loads(result.stdout) == {"error": result.stderr.strip().removeprefix("mobilevit-np: error: ")}
+    assert_one_line_error(result, message)
+
+
 # ------------------------------------------------------------- error paths
 
 
@@ -280,35 +320,15 @@ def test_main_restores_the_callers_showwarning(capsys):
 def test_bad_arguments_exit_2_and_debug_shows_the_traceback(classifier):
     assert run("classify", CATS).returncode == 2  # --model missing: argparse's usage error
     assert run("frobnicate").returncode == 2
-    debug = run("--debug", "classify", "/nonexistent.png", "--model", str(classifier))
+    debug = run("--debug", "classify", CATS, "--model", str(classifier), "--top-k", "0")
     assert (
-        debug.returncode == 1 and "Traceback" in debug.stderr and "FileNotFoundError: image not found" in debug.stderr
+        debug.returncode == 1 and "Traceback" in debug.stderr and "CLIError: --top-k must be at least 1" in debug.stderr
     )
-    after = run("classify", "/nonexistent.png", "--model", str(classifier), "--debug")
+    after = run("classify", CATS, "--model", "/nonexistent/folder", "--debug")
     assert "Traceback" in after.stderr
 
 
 # ---------------------------------------------------------------- progress
-
-
-class FakeTerminal(io.StringIO):
-    def isatty(self) -> bool:
-        return True
-
-
-def test_progress_bar_only_on_a_terminal_and_for_several_images():
-    terminal = FakeTerminal()
-    bar = Progress(4, terminal, width=8)
-    for _ in range(4):
-        bar.advance()
-    text = terminal.getvalue()
-    assert "\r[##......] 1/4 images" in text and "\r[########] 4/4 images" in text and text.endswith("\n")
-    single = FakeTerminal()
-    Progress(1, single).advance()
-    assert single.getvalue() == ""
-    piped = io.StringIO()
-    Progress(4, piped).advance()
-    assert piped.getvalue() == ""
 
 
 def test_no_progress_bar_when_stderr_is_a_pipe(classifier, small_image):

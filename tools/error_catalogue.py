@@ -16,6 +16,7 @@ files are edits of tests/fixtures/bin/tiny.bin (written once by tools/make_bin_f
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import json
 import os
@@ -55,6 +56,7 @@ from mobilevit_np.checkpoints.torch_pickle import (
     load_torch_pickle,
 )
 from mobilevit_np.image_processing import load_image
+from mobilevit_np.loading import WrongHeadError
 from mobilevit_np.presets import tiny_config
 from mobilevit_np.random_weights import random_state_dict
 
@@ -1222,8 +1224,66 @@ CLI_CASES = [
         ON_CLI,
         "classify with a config that has no labels (num_labels 0)",
         classify_without_labels,
-        cli.CLIError,
+        WrongHeadError,
         (f"{CKPT}/config.json has no labels",),
+    ),
+]
+
+
+# ----------------------------------------------- command line: several images
+
+
+class CommandResult(Exception):
+    """What `mobilevit-np` did in a command-line case: its exit status, then its stdout (a prediction's
+    top-k list shortened to its length), as the case's "message"."""
+
+    def __init__(self, status: int, stdout: str) -> None:
+        super().__init__("\n".join([f"exit status {status}", *_shortened(json.loads(stdout))]))
+        self.status = status
+
+
+def _shortened(document: object) -> list[str]:
+    entries = document if isinstance(document, list) else [document]
+    return [
+        json.dumps({**e, "predictions": f"[{len(e['predictions'])} entries]"} if "predictions" in e else e)
+        for e in entries
+    ]
+
+
+def command(*args: str, setup: Callable[[], object] = lambda: None) -> Callable[[], object]:
+    """Run `mobilevit-np ARGS` in this process (stderr discarded) and raise what it printed on stdout."""
+
+    def trigger():
+        setup()
+        stdout = io.StringIO()
+        with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(io.StringIO()):
+            status = cli.main(list(args))
+        raise CommandResult(status, stdout.getvalue())
+
+    return trigger
+
+
+def good_and_unreadable() -> None:
+    write_checkpoint()
+    gradient().save("good.png")
+    Path("notes.jpg").write_text("shopping list: milk, eggs\n")
+
+
+ON_COMMANDS = "The `mobilevit-np` command with several images"
+COMMAND_CASES = [
+    Case(
+        ON_COMMANDS,
+        "classify --json with several images, one unreadable: each image gets its entry; exit 1",
+        command("classify", "good.png", "notes.jpg", "--model", CKPT, "--json", setup=good_and_unreadable),
+        CommandResult,
+        ("exit status 1", '{"image": "good.png", "predictions"', "notes.jpg: not an image file Pillow can read"),
+    ),
+    Case(
+        ON_COMMANDS,
+        "classify --json when the run cannot start (no checkpoint): a JSON error object",
+        command("classify", "good.png", "--model", "missing", "--json"),
+        CommandResult,
+        ("exit status 1", '{"error": "checkpoint folder not found: missing'),
     ),
 ]
 
@@ -1282,6 +1342,7 @@ CASES = (
     + ARRAY_CASES
     + FILE_CASES
     + CLI_CASES
+    + COMMAND_CASES
     + NUMBA_CASES
 )
 
@@ -1323,8 +1384,11 @@ def table(results: list[tuple[Case, BaseException | Warning]]) -> str:
         lines += ["", f"### {section}", "", "| what is wrong | raises | the message |", "|---|---|---|"]
         for case, error in results:
             if case.section == section:
-                message = "<br>".join(f"`{line.strip()}`" for line in str(error).splitlines())
-                lines.append(f"| {case.name} | `{type(error).__name__}` | {message.replace('|', '&#124;')} |")
+                message, raised = str(error), f"`{type(error).__name__}`"
+                if isinstance(error, CommandResult):  # the status goes in the "raises" column
+                    raised, message = message.split("\n", 1)
+                message = "<br>".join(f"`{line.strip()}`" for line in message.splitlines())
+                lines.append(f"| {case.name} | {raised} | {message.replace('|', '&#124;')} |")
     return "\n".join(lines[1:])
 
 
