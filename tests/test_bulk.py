@@ -59,7 +59,7 @@ def test_folders_globs_lists_and_urls_expand_in_a_stable_order(photos, tmp_path)
     [
         (lambda t: f"{t}/photos/*.png", "no files match this pattern"),
         (lambda t: f"@{t}/missing.txt", "cannot read the list file"),
-        (lambda t: str(t / "empty"), "no image files in this folder"),
+        (lambda t: str(t / "empty"), "is a folder with no image files in it"),
         (lambda t: "nosuchprotocol://bucket/x.jpg", "nosuchprotocol://bucket/x.jpg"),
     ],
 )

@@ -88,9 +88,8 @@ def _expand_one(item: str) -> list[str]:
     if os.path.isdir(item):
         found = list(_walk(item))
         if not found:
-            raise InputError(
-                f"{item}: no image files in this folder (looked for {', '.join(sorted(IMAGE_SUFFIXES)[:6])}, ...)"
-            )
+            some = ", ".join(sorted(IMAGE_SUFFIXES)[:6])
+            raise InputError(f"{item} is a folder with no image files in it (looked for {some}, ...)")
         return found
     if glob.has_magic(item) and not os.path.exists(item):
         found = sorted(glob.glob(item, recursive=True))
