@@ -3,10 +3,11 @@
     python tools/make_figures.py            # write every PNG and refresh the tables
     python tools/make_figures.py --check    # only check that the tables in the docs are current
 
-Every picture is an output of the package's own code, run on the cats test image with
-seeded random weights (no trained checkpoint can be downloaded here). Shapes do not
-depend on the weights; the values do, so the pictures show what the code computes,
-not what a trained MobileViT has learned. Tables sit between
+Every picture is an output of the package's own code. Where the point is shapes and bookkeeping, it
+runs mobilevit-small's architecture on the cats test image with seeded random weights (no Apple
+checkpoint can be downloaded here). Where the point is what a network has learned (the shapes_*
+figures: attention, feature maps, top 5, segmentation), it runs the two small models trained on drawn
+shapes (examples/models/shapes-*, docs/shapes_models.md) on a test image of that data set. Tables sit between
 `<!-- generated:NAME -->` and `<!-- end:NAME -->` lines and are rewritten in place.
 """
 
@@ -19,6 +20,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import shapes  # tools/shapes.py: the shapes data set's generator (the true mask)
 
 from mobilevit_np import MobileViTConfig, MobileViTForImageClassification, MobileViTForSemanticSegmentation, viz
 from mobilevit_np.activations import get_activation
@@ -37,6 +39,10 @@ CATS = ROOT / "examples" / "images" / "cats.png"  # the cats of transformers' Mo
 CLASSIFIER_PROCESSOR = dict(size={"shortest_edge": 288}, crop_size={"height": 256, "width": 256})
 SEGMENTER_PROCESSOR = dict(size={"shortest_edge": 544}, crop_size={"height": 512, "width": 512})
 CAT_HEAD = (70, 70)  # (y, x) in the 256x256 crop: the left cat's head, where attention queries start
+SHAPES_MODELS = ROOT / "examples" / "models"
+SHAPES_TEST_INDEX = 28  # a cross, which both shapes models get right
+SHAPES_IMAGE = ROOT / "examples" / "images" / "shapes" / f"{SHAPES_TEST_INDEX:02d}_cross.png"
+TRAINED_ON = "trained on tools/shapes.py's drawn shapes"
 
 
 # ------------------------------------------------------------------ models and inputs
@@ -52,6 +58,13 @@ def segmenter(output_stride: int = 16) -> MobileViTForSemanticSegmentation:
     """deeplabv3-mobilevit-small's architecture (21 VOC classes) with seeded random weights."""
     config = MobileViTConfig(id2label=dict(enumerate(PASCAL_VOC_LABELS)), output_stride=output_stride)
     return MobileViTForSemanticSegmentation.from_config(config, random_state_dict(config, "segmentation", seed=0))
+
+
+def shapes_model(cls, name: str):
+    """A shapes model and its processor's pixel values of SHAPES_IMAGE: (model, (1, 3, 128, 128))."""
+    folder = SHAPES_MODELS / name
+    pixel_values = MobileViTImageProcessor.from_pretrained(folder)(load_image(SHAPES_IMAGE))["pixel_values"]
+    return cls.from_pretrained(folder), pixel_values
 
 
 def cats_pixel_values(settings: dict) -> np.ndarray:
@@ -174,6 +187,60 @@ def fig_stages(image, trace, pixel_values):
     for ax in axes:
         ax.set_axis_off()
     return fig
+
+
+def fig_shapes_classifier() -> dict:
+    """The trained shapes classifier on a cross: its top 5, its feature maps, and where attention looks."""
+    model, pixel_values = shapes_model(MobileViTForImageClassification, "shapes-classifier")
+    image = viz.image_from_pixel_values(pixel_values)
+    trace = model.trace(pixel_values, output_attentions=True)
+    probs = trace.output.attentions[0]  # encoder.layer.2, transformer layer 0: (4, 4, 64, 64) on a 16x16 map
+    query = tuple(np.argwhere(shapes.draw("test", SHAPES_TEST_INDEX)[2] > 0).mean(axis=0))  # the cross's centre
+    return {
+        "shapes_top5": viz.plot_top_k(
+            trace.output.logits, model.config.id2label, k=5, title="shapes-classifier (trained on drawn shapes): top 5"
+        ),
+        "shapes_feature_maps": viz.plot_feature_maps(
+            trace["encoder.layer.1.layer.1"],
+            channels=16,
+            ncols=8,
+            title=f"shapes-classifier ({TRAINED_ON}): encoder.layer.1, 16 of 24 channels",
+        ),
+        "shapes_attention": viz.plot_attention(
+            image, probs, patch_size=2, query=query, head=0, title=f"shapes-classifier ({TRAINED_ON})"
+        ),
+    }
+
+
+def fig_shapes_examples():
+    """The example images (the first test image of each class) with their true masks beneath."""
+    paths = sorted(SHAPES_IMAGE.parent.glob("*.png"))
+    fig = figure(len(paths) * 1.3, 2.9)
+    axes = fig.subplots(2, len(paths))
+    for column, path in enumerate(paths):
+        index, name = path.stem.split("_", 1)
+        image, _, mask = shapes.draw("test", int(index))
+        axes[0, column].imshow(image)
+        axes[0, column].set_title(f"test {int(index)}: {name}", fontsize=8)
+        axes[1, column].imshow(mask, cmap="tab20", vmin=0, vmax=19, interpolation="nearest")
+    for ax in axes.flat:
+        ax.set_axis_off()
+    fig.suptitle("tools/shapes.py: test images and their masks (0 background, 1-10 the shape's class)", fontsize=9)
+    return fig
+
+
+def fig_shapes_segmentation():
+    """The trained shapes segmenter's mask over its test image."""
+    model, pixel_values = shapes_model(MobileViTForSemanticSegmentation, "shapes-segmenter")
+    logits = model(pixel_values).logits  # (1, 11, 16, 16)
+    processor = MobileViTImageProcessor.from_pretrained(SHAPES_MODELS / "shapes-segmenter")
+    mask = processor.post_process_semantic_segmentation(logits, target_sizes=[pixel_values.shape[2:]])[0]
+    return viz.plot_segmentation(
+        viz.image_from_pixel_values(pixel_values),
+        mask,
+        model.config.id2label,
+        title=f"shapes-segmenter ({TRAINED_ON})",
+    )
 
 
 def fig_im2col():
@@ -338,6 +405,9 @@ def make_figures() -> list[Path]:
         "inverted_residual": fig_inverted_residual(model, pixel_values),
         "dilation": fig_dilation(),
         "preprocessing": fig_preprocessing(),
+        "shapes_examples": fig_shapes_examples(),
+        **fig_shapes_classifier(),
+        "shapes_segmentation": fig_shapes_segmentation(),
     }
     written = []
     for name, fig in figures.items():
