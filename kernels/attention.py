@@ -65,7 +65,10 @@ def _gather_keys_values(qkv, n, first, head_dim, seg_blocks, length, kt, vh):
 
 @kernel
 def attention_heads(qkv, num_heads, head_dim, seg_blocks, ctx, probs, want_probs):
-    """context (and probs (N, heads, L, L) if want_probs) from qkv; see the module docstring."""
+    """context (and probs (N, heads, L, L) if want_probs) from qkv; see the module docstring.
+
+    Twin: layers.multi_head_attention (its probabilities, and its context before the heads merge).
+    """
     n_seq, _, _, length, _ = qkv.shape
     head_blocks = (head_dim + LANES - 1) // LANES
     key_blocks = (length + LANES - 1) // LANES

@@ -127,6 +127,8 @@ def conv2d_tiles(
 ):
     """out (blocked map) = act(conv(x) + bias [+ residual]); see the module docstring.
 
+    Twin: model.conv_layer (layers.conv2d, groups=1, + activation), and layers.linear on tokens.
+
     x: input map (strides x_sb, x_scb, x_sy; `pixel` floats per pixel, k input channels,
        in_h x in_w pixels inside the border), taps (T, 2) int64 (dy, dx) per kernel offset.
     w: packed (OB, T, k, 16) (engine.pack_conv): w[ob, t, c, l] = weight[ob*16 + l, c, t];

@@ -66,6 +66,8 @@ def depthwise_tiles(
 ):
     """out = act(depthwise(x) + bias) on blocked maps (strides in elements, see conv.py).
 
+    Twin: model.conv_layer on a depthwise weight (layers.conv2d with groups = channels).
+
     taps (T, 2) int64: (dy, dx) of each kernel offset, dilation included; w packed (CB, T, 16)
     with w[cb, t, l] = weight[cb*16 + l, 0, t]; bias (CB*16,).
     """

@@ -16,13 +16,19 @@ from mobilevit_np.kernels.simd import LANES
 
 
 def stem_input(pixel_values: np.ndarray, out: np.ndarray) -> None:
-    """(B, 3, H, W) -> the interior of out (B, H+2, W+2, 3): channels last, a zero border of 1 for the 3x3 stem."""
+    """(B, 3, H, W) -> the interior of out (B, H+2, W+2, 3): channels last, a zero border of 1 for the 3x3 stem.
+
+    Twin: pixel_values as the reference's stem reads them.
+    """
     height, width = pixel_values.shape[2:]
     out[:, 1 : height + 1, 1 : width + 1, :] = pixel_values.transpose(0, 2, 3, 1)
 
 
 def to_nchw(interior: np.ndarray, channels: int) -> np.ndarray:
-    """A blocked map's interior (B, CB, H, W, 16) -> a new (B, channels, H, W) array. Twin: the reference's maps."""
+    """A blocked map's interior (B, CB, H, W, 16) -> a new (B, channels, H, W) array.
+
+    Twin: the reference's NCHW maps (every hidden state the engine returns goes through here).
+    """
     batch, blocks, height, width, _ = interior.shape
     nchw = interior.transpose(0, 1, 4, 2, 3).reshape(batch, blocks * LANES, height, width)
     return np.ascontiguousarray(nchw[:, :channels])
@@ -30,7 +36,10 @@ def to_nchw(interior: np.ndarray, channels: int) -> np.ndarray:
 
 @kernel
 def unfold_tokens(x, x_off, x_sb, x_scb, x_sy, patch, nh, nw, tokens):
-    """tokens[b*p*p + py*p + px, cb, 0, ny*nw + nx] = x[b, cb, ny*p + py, nx*p + px]. Twin: patches.unfold."""
+    """tokens[b*p*p + py*p + px, cb, 0, ny*nw + nx] = x[b, cb, ny*p + py, nx*p + px].
+
+    Twin: patches.unfold.
+    """
     batch, blocks = tokens.shape[0] // (patch * patch), tokens.shape[1]
     flat = x.reshape(-1)
     for job in prange(batch * blocks * nh):
@@ -46,7 +55,10 @@ def unfold_tokens(x, x_off, x_sb, x_scb, x_sy, patch, nh, nw, tokens):
 
 @kernel
 def fold_tokens(tokens, patch, nh, nw, out, o_off, o_sb, o_scb, o_sy):
-    """The inverse of unfold_tokens: tokens (B*p*p, CB, 1, nh*nw, 16) -> out's interior. Twin: patches.fold."""
+    """out[b, cb, ny*p + py, nx*p + px] = tokens[b*p*p + py*p + px, cb, 0, ny*nw + nx] (unfold_tokens undone).
+
+    Twin: patches.fold.
+    """
     batch, blocks = tokens.shape[0] // (patch * patch), tokens.shape[1]
     flat = out.reshape(-1)
     for job in prange(batch * blocks * nh):
@@ -65,7 +77,9 @@ def resize_bilinear(x, x_off, x_sb, x_scb, x_sy, out, o_off, o_sb, o_scb, o_sy, 
     """out = bilinear resize of x (align_corners=False) with the source rows/columns and weights given.
 
     y0, y1, wy (Ho,) and x0, x1, wx (Wo,) come from layers._linear_source_index, so the
-    weights are the reference's own. Twin: layers.interpolate_bilinear.
+    weights are the reference's own.
+
+    Twin: layers.interpolate_bilinear.
     """
     batch, blocks = out.shape[0], out.shape[1]
     out_h, out_w = y0.shape[0], x0.shape[0]

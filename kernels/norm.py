@@ -67,7 +67,9 @@ def layer_norm_tokens(x, mask, weight, bias, eps, inv_width, out):
 
 @kernel
 def global_average_pool(x, x_off, x_sb, x_scb, x_sy, height, width, pooled):
-    """pooled[0, cb, 0, b, :] = mean over the height x width pixels of x[b, cb]. Twin: layers.global_avg_pool.
+    """pooled[0, cb, 0, b, :] = mean over the height x width pixels of x[b, cb].
+
+    Twin: layers.global_avg_pool.
 
     pooled (1, CB, 1, B, 16) is a map with the images as pixels: the classifier and ASPP's
     pooled branch then run on it as 1x1 convolutions.
