@@ -9,6 +9,7 @@ from mobilevit_np.auto import (
 )
 from mobilevit_np.checkpoints.safetensors_io import WeightsError
 from mobilevit_np.config import ConfigError, MobileViTConfig
+from mobilevit_np.config_v2 import MobileViTV2Config, load_config
 from mobilevit_np.fast_processor import MobileViTImageProcessorFast
 from mobilevit_np.image_processing import MobileViTImageProcessor, load_image
 from mobilevit_np.modeling import (
@@ -33,8 +34,10 @@ __all__ = [
     "MobileViTImageProcessor",
     "MobileViTImageProcessorFast",
     "MobileViTModel",
+    "MobileViTV2Config",
     "WeightsError",
     "__version__",
     "load_image",
     "pipeline",
+    "load_config",
 ]
