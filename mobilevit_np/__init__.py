@@ -17,6 +17,11 @@ from mobilevit_np.modeling import (
     MobileViTForSemanticSegmentation,
     MobileViTModel,
 )
+from mobilevit_np.modeling_v2 import (
+    MobileViTV2ForImageClassification,
+    MobileViTV2ForSemanticSegmentation,
+    MobileViTV2Model,
+)
 from mobilevit_np.pipelines import pipeline
 
 __version__ = "0.1.0"
@@ -35,6 +40,9 @@ __all__ = [
     "MobileViTImageProcessorFast",
     "MobileViTModel",
     "MobileViTV2Config",
+    "MobileViTV2ForImageClassification",
+    "MobileViTV2ForSemanticSegmentation",
+    "MobileViTV2Model",
     "WeightsError",
     "__version__",
     "load_image",

@@ -1,0 +1,115 @@
+"""The three public MobileViTV2 models, named and called like transformers' (without torch).
+
+    model = MobileViTV2ForImageClassification.from_pretrained("apple/mobilevitv2-1.0-imagenet1k-256")
+    logits = model(pixel_values).logits  # pixel_values (B, 3, H, W) float
+
+Loading, input checks and tracing are v1's (modeling._PreTrained); the forward pass is
+model_v2.py. As in transformers, v2 has no attention probabilities to return: its
+outputs carry `attentions=None` (the context scores are in `model.trace(x)`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from mobilevit_np.architecture_v2 import BACKBONE, backbone_shapes, parameter_shapes
+from mobilevit_np.config_v2 import MobileViTV2Config
+from mobilevit_np.layers import global_avg_pool
+from mobilevit_np.model import BackboneResult, classification_head, segmentation_head
+from mobilevit_np.model_v2 import backbone
+from mobilevit_np.modeling import (
+    BaseModelOutputWithPooling,
+    ImageClassifierOutput,
+    MobileViTForImageClassification,
+    MobileViTForSemanticSegmentation,
+    SemanticSegmenterOutput,
+    _as_tuple,
+    _PreTrained,
+)
+from mobilevit_np.trace import record
+
+
+class _PreTrainedV2(_PreTrained):
+    config_class = MobileViTV2Config
+    base_model_prefix = BACKBONE
+
+    def __init__(self, config: MobileViTV2Config, params: dict, dtype: np.dtype, backend: str = "numpy") -> None:
+        if backend != "numpy":
+            # The fast path's primitives (batch-norm folding, fused QKV) are v1's; see docs/mobilevitv2.md.
+            raise ValueError(f"backend={backend!r}: MobileViTV2 runs on the NumPy reference only (backend='numpy')")
+        super().__init__(config, params, dtype, backend)
+
+    @classmethod
+    def _expected_shapes(cls, config: MobileViTV2Config, **kwargs) -> dict[str, tuple[int, ...]]:
+        return parameter_shapes(config, cls.head)
+
+    def _backbone(self, pixel_values: np.ndarray) -> BackboneResult:
+        return backbone(self._check_input(pixel_values), self._backbone_params, self.config)
+
+
+class MobileViTV2Model(_PreTrainedV2):
+    """The backbone: stem and five encoder stages; with expand_output also the mean-pooled features."""
+
+    def __init__(
+        self,
+        config: MobileViTV2Config,
+        params: dict,
+        dtype: np.dtype = np.float32,
+        expand_output: bool = True,
+        backend: str = "numpy",
+    ) -> None:
+        super().__init__(config, params, dtype, backend)
+        self.expand_output = expand_output
+
+    @classmethod
+    def _expected_shapes(cls, config: MobileViTV2Config, expand_output: bool = True) -> dict[str, tuple[int, ...]]:
+        return backbone_shapes(config)  # expand_output adds no weights in v2
+
+    def __call__(self, pixel_values: np.ndarray, output_hidden_states: bool = False) -> BaseModelOutputWithPooling:
+        result = self._backbone(pixel_values)
+        pooled = record("pooler", global_avg_pool(result.last_hidden_state)) if self.expand_output else None
+        return BaseModelOutputWithPooling(
+            last_hidden_state=result.last_hidden_state,
+            pooler_output=pooled,
+            hidden_states=_as_tuple(result.hidden_states, output_hidden_states),
+        )
+
+
+class MobileViTV2ForImageClassification(_PreTrainedV2):
+    """Backbone, mean pooling, then a linear classifier (ImageNet-1k in the Apple checkpoints)."""
+
+    head = "classification"
+    loss = MobileViTForImageClassification.loss  # transformers' rule, the same for both generations
+
+    def __call__(
+        self, pixel_values: np.ndarray, output_hidden_states: bool = False, labels: np.ndarray | None = None
+    ) -> ImageClassifierOutput:
+        result = self._backbone(pixel_values)
+        pooled = record("pooler", global_avg_pool(result.last_hidden_state))  # (B, 512 w)
+        logits = classification_head(pooled, self.params.get("classifier"))
+        return ImageClassifierOutput(
+            logits=logits,
+            loss=None if labels is None else self.loss(logits, labels),
+            hidden_states=_as_tuple(result.hidden_states, output_hidden_states),
+        )
+
+
+class MobileViTV2ForSemanticSegmentation(_PreTrainedV2):
+    """Backbone, then v1's DeepLabV3 head (ASPP with aspp_out_channels=512 by default, a 1x1 classifier)."""
+
+    head = "segmentation"
+    loss = MobileViTForSemanticSegmentation.loss
+
+    def __call__(
+        self, pixel_values: np.ndarray, labels: np.ndarray | None = None, output_hidden_states: bool = False
+    ) -> SemanticSegmenterOutput:
+        if labels is not None and self.config.num_labels == 1:
+            raise ValueError("The number of labels should be greater than one")
+        result = self._backbone(pixel_values)
+        head = self.params["segmentation_head"]
+        logits = segmentation_head(result.last_hidden_state, head["aspp"], head["classifier"], self.config)
+        return SemanticSegmenterOutput(
+            logits=logits,
+            loss=None if labels is None else self.loss(logits, labels),
+            hidden_states=_as_tuple(result.hidden_states, output_hidden_states),
+        )
