@@ -25,7 +25,7 @@ from mobilevit_np.config import (
     _check_int_list,
     _check_number,
     config_file,
-    read_json_file,
+    read_settings_file,
 )
 
 MODEL_TYPE = "mobilevitv2"
@@ -85,12 +85,15 @@ CONFIG_CLASSES: dict[str, type[LabelledConfig]] = {"mobilevit": MobileViTConfig,
 
 def load_config(path: str | os.PathLike) -> MobileViTConfig | MobileViTV2Config:
     """Read `path/config.json` (or the JSON file `path`) as the config class its model_type names."""
-    file = config_file(path)
-    if not os.path.isfile(file):
-        raise ConfigError(f"config.json not found: {file}")
-    data = read_json_file(file, ConfigError)
+    return read_settings_file(
+        config_file(path), "config.json", config_from_dict, missing=ConfigError, invalid=ConfigError
+    )
+
+
+def config_from_dict(data: dict) -> MobileViTConfig | MobileViTV2Config:
+    """A transformers config dict as MobileViTConfig or MobileViTV2Config, by its model_type."""
     # Not an object: MobileViTConfig names that problem.
     model_type = data.get("model_type", "mobilevit") if isinstance(data, dict) else "mobilevit"
     if model_type not in CONFIG_CLASSES:
-        raise ConfigError(f"{file}: model_type is {model_type!r}; supported: {', '.join(map(repr, CONFIG_CLASSES))}")
-    return CONFIG_CLASSES[model_type].from_pretrained(file)
+        raise ConfigError(f"model_type is {model_type!r}; supported: {', '.join(map(repr, CONFIG_CLASSES))}")
+    return CONFIG_CLASSES[model_type].from_dict(data)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from mobilevit_np.architecture_v2 import BACKBONE, backbone_shapes, parameter_shapes
+from mobilevit_np.config import LabelledConfig
 from mobilevit_np.config_v2 import MobileViTV2Config
 from mobilevit_np.layers import global_avg_pool
 from mobilevit_np.model import BackboneResult, classification_head, segmentation_head
@@ -22,6 +23,7 @@ from mobilevit_np.modeling import (
     ImageClassifierOutput,
     MobileViTForImageClassification,
     MobileViTForSemanticSegmentation,
+    MobileViTModel,
     SemanticSegmenterOutput,
     _as_tuple,
     _PreTrained,
@@ -113,3 +115,22 @@ class MobileViTV2ForSemanticSegmentation(_PreTrainedV2):
             loss=None if labels is None else self.loss(logits, labels),
             hidden_states=_as_tuple(result.hidden_states, output_hidden_states),
         )
+
+
+MODEL_CLASSES: dict[str, dict[str, type[_PreTrained]]] = {
+    "mobilevit": {
+        "base": MobileViTModel,
+        "classification": MobileViTForImageClassification,
+        "segmentation": MobileViTForSemanticSegmentation,
+    },
+    "mobilevitv2": {
+        "base": MobileViTV2Model,
+        "classification": MobileViTV2ForImageClassification,
+        "segmentation": MobileViTV2ForSemanticSegmentation,
+    },
+}
+
+
+def model_class(config: LabelledConfig, head: str) -> type[_PreTrained]:
+    """The model class for `head` ("base", "classification", "segmentation") of the config's generation."""
+    return MODEL_CLASSES[config.model_type][head]

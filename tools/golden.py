@@ -11,31 +11,12 @@ from pathlib import Path
 
 import numpy as np
 
-from mobilevit_np import (
-    MobileViTForImageClassification,
-    MobileViTForSemanticSegmentation,
-    MobileViTModel,
-    MobileViTV2ForImageClassification,
-    MobileViTV2ForSemanticSegmentation,
-    MobileViTV2Model,
-    load_config,
-)
+from mobilevit_np import load_config
+from mobilevit_np.modeling_v2 import model_class
 from mobilevit_np.random_weights import checksum, random_pixel_values, random_state_dict
 
 GOLDEN = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "golden"
 FORMAT_VERSION = 1
-MODELS = {  # by model_type, then head
-    "mobilevit": {
-        "base": MobileViTModel,
-        "classification": MobileViTForImageClassification,
-        "segmentation": MobileViTForSemanticSegmentation,
-    },
-    "mobilevitv2": {
-        "base": MobileViTV2Model,
-        "classification": MobileViTV2ForImageClassification,
-        "segmentation": MobileViTV2ForSemanticSegmentation,
-    },
-}
 # max |ours - reference| / max |reference| allowed, per dtype. A correct float32 port lands near 1e-6.
 TOLERANCE = {"float32": 2e-5, "float64": 1e-9}
 
@@ -68,7 +49,7 @@ class Case:
 
     def model(self, dtype, **kwargs):
         config = load_config(self.folder)
-        cls = MODELS[config.model_type][self.meta["head"]]
+        cls = model_class(config, self.meta["head"])
         if self.meta["weights_in_repo"]:
             return cls.from_pretrained(self.folder, dtype=dtype, **kwargs)
         state_dict = random_state_dict(config, self.meta["head"], self.meta["weights_seed"])
