@@ -131,13 +131,18 @@ def _transformer_layer(prefix: str, width: int, config: MobileViTConfig) -> Shap
     }
 
 
+def _mobilenet_stage(prefix: str, stage: Stage, expand_ratio: float) -> Shapes:
+    """`depth` inverted residuals (MobileViT and MobileViTV2 alike)."""
+    shapes: Shapes = {}
+    for i in range(stage.depth):
+        c_in = stage.in_channels if i == 0 else stage.out_channels
+        shapes.update(_inverted_residual(f"{prefix}.layer.{i}", c_in, stage.out_channels, expand_ratio))
+    return shapes
+
+
 def _stage(prefix: str, stage: Stage, config: MobileViTConfig) -> Shapes:
     if stage.kind == "mobilenet":
-        shapes: Shapes = {}
-        for i in range(stage.depth):
-            c_in = stage.in_channels if i == 0 else stage.out_channels
-            shapes.update(_inverted_residual(f"{prefix}.layer.{i}", c_in, stage.out_channels, config.expand_ratio))
-        return shapes
+        return _mobilenet_stage(prefix, stage, config.expand_ratio)
     c, k, width = stage.out_channels, config.conv_kernel_size, stage.hidden_size
     shapes = _inverted_residual(f"{prefix}.downsampling_layer", stage.in_channels, c, config.expand_ratio)
     shapes.update(_conv_layer(f"{prefix}.conv_kxk", c, c, k))

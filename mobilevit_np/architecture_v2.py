@@ -20,6 +20,7 @@ from mobilevit_np.architecture import (
     _conv_layer,
     _inverted_residual,
     _linear,
+    _mobilenet_stage,
     _stage_dilations,
     make_divisible,
     segmentation_head_shapes,
@@ -89,11 +90,7 @@ def _attention_layer(prefix: str, width: int, config) -> Shapes:
 
 def _stage(prefix: str, stage: Stage, config) -> Shapes:
     if stage.kind == "mobilenet":
-        shapes: Shapes = {}
-        for i in range(stage.depth):
-            c_in = stage.in_channels if i == 0 else stage.out_channels
-            shapes.update(_inverted_residual(f"{prefix}.layer.{i}", c_in, stage.out_channels, config.expand_ratio))
-        return shapes
+        return _mobilenet_stage(prefix, stage, config.expand_ratio)
     c, d = stage.out_channels, stage.hidden_size
     shapes = _inverted_residual(f"{prefix}.downsampling_layer", stage.in_channels, c, config.expand_ratio)
     shapes.update(_conv_layer(f"{prefix}.conv_kxk", c, c, config.conv_kernel_size, groups=c))  # depthwise

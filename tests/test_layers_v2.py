@@ -10,15 +10,10 @@ from mobilevit_np.layers import group_norm, separable_self_attention
 from mobilevit_np.patches import fold_v2, unfold_v2
 
 torch = pytest.importorskip("torch")
+from test_layers import assert_close  # noqa: E402  (the project's relative-error check, per dtype)
+
 F = torch.nn.functional
 RNG = np.random.default_rng(0)
-TOLERANCE = {np.dtype(np.float32): 1e-6, np.dtype(np.float64): 1e-12}
-
-
-def assert_close(ours: np.ndarray, reference: np.ndarray) -> None:
-    assert ours.shape == reference.shape and ours.dtype == reference.dtype
-    error = np.abs(ours - reference).max() / np.abs(reference).max()
-    assert error <= TOLERANCE[reference.dtype], f"relative error {error:.2e}"
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
