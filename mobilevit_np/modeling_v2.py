@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from mobilevit_np.architecture_v2 import BACKBONE, backbone_shapes, parameter_shapes
+from mobilevit_np.backends import resolve_backend
 from mobilevit_np.config import LabelledConfig
 from mobilevit_np.config_v2 import MobileViTV2Config
 from mobilevit_np.layers import global_avg_pool
@@ -31,15 +32,29 @@ from mobilevit_np.modeling import (
 from mobilevit_np.trace import record
 
 
+def _numpy_only(backend: str) -> str:
+    """MobileViTV2 has no fast path yet (docs/mobilevitv2.md): "auto" picks the NumPy reference, "numba" is refused."""
+    if backend == "numba":
+        raise ValueError("backend='numba': MobileViTV2 runs on the NumPy reference only (backend='numpy' or 'auto')")
+    return "numpy" if backend == "auto" else resolve_backend(backend)
+
+
 class _PreTrainedV2(_PreTrained):
     config_class = MobileViTV2Config
     base_model_prefix = BACKBONE
 
     def __init__(self, config: MobileViTV2Config, params: dict, dtype: np.dtype, backend: str = "numpy") -> None:
-        if backend != "numpy":
-            # The fast path's primitives (batch-norm folding, fused QKV) are v1's; see docs/mobilevitv2.md.
-            raise ValueError(f"backend={backend!r}: MobileViTV2 runs on the NumPy reference only (backend='numpy')")
-        super().__init__(config, params, dtype, backend)
+        super().__init__(config, params, dtype, _numpy_only(backend))
+
+    @classmethod
+    def from_config(cls, config, state_dict, dtype=np.float32, backend: str = "numpy", **kwargs):
+        """As MobileViT's, on the NumPy reference (backend "numpy" or "auto")."""
+        return super().from_config(config, state_dict, dtype, _numpy_only(backend), **kwargs)
+
+    @classmethod
+    def from_pretrained(cls, path, dtype=np.float32, backend: str = "numpy", config=None, **kwargs):
+        """As MobileViT's (a folder or Hub id), on the NumPy reference (backend "numpy" or "auto")."""
+        return super().from_pretrained(path, dtype, _numpy_only(backend), config, **kwargs)
 
     @classmethod
     def _expected_shapes(cls, config: MobileViTV2Config, **kwargs) -> dict[str, tuple[int, ...]]:

@@ -71,10 +71,16 @@ def test_weights_of_another_width_are_named(tmp_path):
         )
 
 
-def test_fast_backend_is_refused_plainly():
+def test_fast_backend_is_refused_plainly_and_auto_picks_numpy(tmp_path):
     config = tiny_v2()
+    state_dict = random_state_dict(config, "base")
     with pytest.raises(ValueError, match="MobileViTV2 runs on the NumPy reference only"):
-        MobileViTV2Model.from_config(config, random_state_dict(config, "base"), backend="numba")
+        MobileViTV2Model.from_config(config, state_dict, backend="numba")
+    assert MobileViTV2Model.from_config(config, state_dict, backend="auto").backend == "numpy"
+    save_checkpoint(tmp_path, config, state_dict)
+    assert MobileViTV2Model.from_pretrained(tmp_path, backend="auto").backend == "numpy"
+    with pytest.raises(ValueError, match="MobileViTV2 runs on the NumPy reference only"):
+        MobileViTV2Model.from_pretrained(tmp_path, backend="numba")
 
 
 def test_too_small_an_input_says_so():
