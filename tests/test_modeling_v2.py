@@ -120,3 +120,18 @@ def test_losses_match_transformers(head, num_labels, labels):
     with torch.no_grad():
         theirs = reference(torch.from_numpy(X.astype(np.float64)), labels=targets).loss.numpy()
     assert abs(float(ours) - float(theirs)) <= 1e-9 * max(1.0, abs(float(theirs)))
+
+
+def test_memory_estimate_covers_v2_and_refuses_a_batch_that_cannot_fit(monkeypatch):
+    """The pre-flight check reads v2's widths (no N x N attention term) and fails before allocating."""
+    import mobilevit_np.memory as memory
+
+    config = MobileViTV2Config()
+    one = memory.forward_bytes(config, (1, 3, 512, 512), np.float32)
+    assert memory.forward_bytes(config, (4, 3, 512, 512), np.float32) == 4 * one
+    # The largest map: layer_2's 128-channel expansion of layer_1's 64-channel 256x256 output, 6 x 4 bytes each.
+    assert one == int(6 * 128 * 256 * 256 * 4)
+    monkeypatch.setattr(memory, "available_bytes", lambda: one)
+    model = MobileViTV2Model.from_config(config, random_state_dict(config, "base"))
+    with pytest.raises(MemoryError, match="lower the batch size"):
+        model(np.zeros((2, 3, 512, 512), np.float32))
