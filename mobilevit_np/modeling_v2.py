@@ -82,14 +82,18 @@ class MobileViTV2Model(_PreTrainedV2):
     def _expected_shapes(cls, config: MobileViTV2Config, expand_output: bool = True) -> dict[str, tuple[int, ...]]:
         return backbone_shapes(config)  # expand_output adds no weights in v2
 
-    def __call__(self, pixel_values: np.ndarray, output_hidden_states: bool = False) -> BaseModelOutputWithPooling:
+    def __call__(
+        self, pixel_values: np.ndarray, output_hidden_states: bool | None = None, return_dict: bool | None = None
+    ) -> BaseModelOutputWithPooling | tuple:
+        """Options left None take the config's value, as in v1."""
         result = self._backbone(pixel_values)
         pooled = record("pooler", global_avg_pool(result.last_hidden_state)) if self.expand_output else None
-        return BaseModelOutputWithPooling(
+        output = BaseModelOutputWithPooling(
             last_hidden_state=result.last_hidden_state,
             pooler_output=pooled,
-            hidden_states=_as_tuple(result.hidden_states, output_hidden_states),
+            hidden_states=_as_tuple(result.hidden_states, self._option("output_hidden_states", output_hidden_states)),
         )
+        return self._returned(output, return_dict)
 
 
 class MobileViTV2ForImageClassification(_PreTrainedV2):
@@ -99,16 +103,22 @@ class MobileViTV2ForImageClassification(_PreTrainedV2):
     loss = MobileViTForImageClassification.loss  # transformers' rule, the same for both generations
 
     def __call__(
-        self, pixel_values: np.ndarray, output_hidden_states: bool = False, labels: np.ndarray | None = None
-    ) -> ImageClassifierOutput:
+        self,
+        pixel_values: np.ndarray,
+        output_hidden_states: bool | None = None,
+        labels: np.ndarray | None = None,
+        return_dict: bool | None = None,
+    ) -> ImageClassifierOutput | tuple:
+        """Options left None take the config's value; return_dict=False gives (loss?, logits, hidden_states?)."""
         result = self._backbone(pixel_values)
         pooled = record("pooler", global_avg_pool(result.last_hidden_state))  # (B, 512 w)
         logits = classification_head(pooled, self.params.get("classifier"))
-        return ImageClassifierOutput(
+        output = ImageClassifierOutput(
             logits=logits,
             loss=None if labels is None else self.loss(logits, labels),
-            hidden_states=_as_tuple(result.hidden_states, output_hidden_states),
+            hidden_states=_as_tuple(result.hidden_states, self._option("output_hidden_states", output_hidden_states)),
         )
+        return self._returned(output, return_dict)
 
 
 class MobileViTV2ForSemanticSegmentation(_PreTrainedV2):
@@ -118,18 +128,24 @@ class MobileViTV2ForSemanticSegmentation(_PreTrainedV2):
     loss = MobileViTForSemanticSegmentation.loss
 
     def __call__(
-        self, pixel_values: np.ndarray, labels: np.ndarray | None = None, output_hidden_states: bool = False
-    ) -> SemanticSegmenterOutput:
+        self,
+        pixel_values: np.ndarray,
+        labels: np.ndarray | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+    ) -> SemanticSegmenterOutput | tuple:
+        """Options left None take the config's value; return_dict=False gives (loss?, logits, hidden_states?)."""
         if labels is not None and self.config.num_labels == 1:
             raise ValueError("The number of labels should be greater than one")
         result = self._backbone(pixel_values)
         head = self.params["segmentation_head"]
         logits = segmentation_head(result.last_hidden_state, head["aspp"], head["classifier"], self.config)
-        return SemanticSegmenterOutput(
+        output = SemanticSegmenterOutput(
             logits=logits,
             loss=None if labels is None else self.loss(logits, labels),
-            hidden_states=_as_tuple(result.hidden_states, output_hidden_states),
+            hidden_states=_as_tuple(result.hidden_states, self._option("output_hidden_states", output_hidden_states)),
         )
+        return self._returned(output, return_dict)
 
 
 MODEL_CLASSES: dict[str, dict[str, type[_PreTrained]]] = {

@@ -135,3 +135,10 @@ def test_memory_estimate_covers_v2_and_refuses_a_batch_that_cannot_fit(monkeypat
     model = MobileViTV2Model.from_config(config, random_state_dict(config, "base"))
     with pytest.raises(MemoryError, match="lower the batch size"):
         model(np.zeros((2, 3, 512, 512), np.float32))
+
+
+def test_return_dict_false_gives_transformers_tuple():
+    model = build(MobileViTV2ForImageClassification, "classification")
+    out = model(X, labels=np.array([0, 1]), output_hidden_states=True)
+    loss, logits, hidden_states = model(X, labels=np.array([0, 1]), output_hidden_states=True, return_dict=False)
+    assert np.array_equal(logits, out.logits) and loss == out.loss and len(hidden_states) == 5
