@@ -7,9 +7,9 @@ Every picture is an output of the package's own code. Where the point is shapes 
 runs mobilevit-small's architecture on the cats test image with seeded random weights (no Apple
 checkpoint can be downloaded here). Where the point is what a network has learned (the shapes_*
 figures: attention, feature maps, top 5, segmentation), it runs the two small models trained on drawn
-shapes (examples/models/shapes-*, docs/shapes_models.md) on a test image of that data set. attention_cost.png is a timing, measured on the machine that
-runs this: the committed one ran with OPENBLAS_NUM_THREADS=1 (one thread, so that other processes'
-load does not swamp small matrices). Tables sit between
+shapes (examples/models/shapes-*, docs/shapes_models.md) on a test image of that data set.
+attention_cost.png is a timing, measured on the machine that runs this: the committed one ran with
+OPENBLAS_NUM_THREADS=1 (one thread, so that other processes' load does not swamp small matrices). Tables sit between
 `<!-- generated:NAME -->` and `<!-- end:NAME -->` lines and are rewritten in place.
 """
 
