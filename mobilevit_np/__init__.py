@@ -9,12 +9,18 @@ from mobilevit_np.auto import (
 )
 from mobilevit_np.checkpoints.safetensors_io import WeightsError
 from mobilevit_np.config import ConfigError, MobileViTConfig
+from mobilevit_np.config_v2 import MobileViTV2Config, load_config
 from mobilevit_np.fast_processor import MobileViTImageProcessorFast
 from mobilevit_np.image_processing import MobileViTImageProcessor, load_image
 from mobilevit_np.modeling import (
     MobileViTForImageClassification,
     MobileViTForSemanticSegmentation,
     MobileViTModel,
+)
+from mobilevit_np.modeling_v2 import (
+    MobileViTV2ForImageClassification,
+    MobileViTV2ForSemanticSegmentation,
+    MobileViTV2Model,
 )
 from mobilevit_np.pipelines import pipeline
 
@@ -33,8 +39,13 @@ __all__ = [
     "MobileViTImageProcessor",
     "MobileViTImageProcessorFast",
     "MobileViTModel",
+    "MobileViTV2Config",
+    "MobileViTV2ForImageClassification",
+    "MobileViTV2ForSemanticSegmentation",
+    "MobileViTV2Model",
     "WeightsError",
     "__version__",
     "load_image",
     "pipeline",
+    "load_config",
 ]

@@ -62,8 +62,7 @@ def encoder_stages(config: MobileViTConfig) -> list[Stage]:
     """layer_1 .. layer_5 of the encoder. Output stride 32 halves the map 5 times in all
     (stem, layer_2..5); 16 keeps layer_5 at layer_4's size, 8 also keeps layer_4's."""
     neck, hidden = config.neck_hidden_sizes, config.hidden_sizes
-    dilation_4 = 2 if config.output_stride == 8 else 1
-    dilation_5 = dilation_4 * 2 if config.output_stride in (8, 16) else dilation_4
+    dilation_4, dilation_5 = _stage_dilations(config.output_stride)
     return [
         Stage("mobilenet", neck[0], neck[1], stride=1, depth=1),
         Stage("mobilenet", neck[1], neck[2], stride=2, depth=3),
@@ -71,6 +70,13 @@ def encoder_stages(config: MobileViTConfig) -> list[Stage]:
         Stage("mobilevit", neck[3], neck[4], stride=2, depth=4, hidden_size=hidden[1], dilation=dilation_4),
         Stage("mobilevit", neck[4], neck[5], stride=2, depth=3, hidden_size=hidden[2], dilation=dilation_5),
     ]
+
+
+def _stage_dilations(output_stride: int) -> tuple[int, int]:
+    """The dilations of layer_4 and layer_5 that keep the map at 1/output_stride of the image."""
+    dilation_4 = 2 if output_stride == 8 else 1
+    dilation_5 = dilation_4 * 2 if output_stride in (8, 16) else dilation_4
+    return dilation_4, dilation_5
 
 
 # ------------------------------------------------------------ parameter shapes
@@ -125,13 +131,18 @@ def _transformer_layer(prefix: str, width: int, config: MobileViTConfig) -> Shap
     }
 
 
+def _mobilenet_stage(prefix: str, stage: Stage, expand_ratio: float) -> Shapes:
+    """`depth` inverted residuals (MobileViT and MobileViTV2 alike)."""
+    shapes: Shapes = {}
+    for i in range(stage.depth):
+        c_in = stage.in_channels if i == 0 else stage.out_channels
+        shapes.update(_inverted_residual(f"{prefix}.layer.{i}", c_in, stage.out_channels, expand_ratio))
+    return shapes
+
+
 def _stage(prefix: str, stage: Stage, config: MobileViTConfig) -> Shapes:
     if stage.kind == "mobilenet":
-        shapes: Shapes = {}
-        for i in range(stage.depth):
-            c_in = stage.in_channels if i == 0 else stage.out_channels
-            shapes.update(_inverted_residual(f"{prefix}.layer.{i}", c_in, stage.out_channels, config.expand_ratio))
-        return shapes
+        return _mobilenet_stage(prefix, stage, config.expand_ratio)
     c, k, width = stage.out_channels, config.conv_kernel_size, stage.hidden_size
     shapes = _inverted_residual(f"{prefix}.downsampling_layer", stage.in_channels, c, config.expand_ratio)
     shapes.update(_conv_layer(f"{prefix}.conv_kxk", c, c, k))
@@ -171,13 +182,18 @@ def parameter_shapes(config: MobileViTConfig, head: str) -> Shapes:
         return shapes
     if head == "segmentation":
         shapes = {f"mobilevit.{k}": v for k, v in backbone_shapes(config, expand_output=False).items()}
-        c_in, c_out = config.neck_hidden_sizes[5], config.aspp_out_channels
-        aspp = "segmentation_head.aspp"
-        shapes.update(_conv_layer(f"{aspp}.convs.0", c_in, c_out, 1))
-        for i in range(1, 4):
-            shapes.update(_conv_layer(f"{aspp}.convs.{i}", c_in, c_out, 3))
-        shapes.update(_conv_layer(f"{aspp}.convs.4.conv_1x1", c_in, c_out, 1))
-        shapes.update(_conv_layer(f"{aspp}.project", 5 * c_out, c_out, 1))
-        shapes.update(_conv_layer("segmentation_head.classifier", c_out, config.num_labels, 1, norm=False, bias=True))
-        return shapes
+        return {**shapes, **segmentation_head_shapes(config.neck_hidden_sizes[5], config)}
     raise ValueError(f"head must be one of {HEADS}, got {head!r}")
+
+
+def segmentation_head_shapes(c_in: int, config) -> Shapes:
+    """DeepLabV3 on c_in backbone channels (the same head in MobileViT and MobileViTV2)."""
+    c_out = config.aspp_out_channels
+    aspp = "segmentation_head.aspp"
+    shapes = _conv_layer(f"{aspp}.convs.0", c_in, c_out, 1)
+    for i in range(1, 4):
+        shapes.update(_conv_layer(f"{aspp}.convs.{i}", c_in, c_out, 3))
+    shapes.update(_conv_layer(f"{aspp}.convs.4.conv_1x1", c_in, c_out, 1))
+    shapes.update(_conv_layer(f"{aspp}.project", 5 * c_out, c_out, 1))
+    shapes.update(_conv_layer("segmentation_head.classifier", c_out, config.num_labels, 1, norm=False, bias=True))
+    return shapes

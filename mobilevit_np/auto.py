@@ -3,8 +3,8 @@
     model = AutoModelForImageClassification.from_pretrained("apple/mobilevit-small")
     processor = AutoImageProcessor.from_pretrained("apple/mobilevit-small")
 
-As transformers decides: the model class comes from config.json's `model_type` (only
-"mobilevit" exists here), and a head class must fit the checkpoint, which `architectures`
+As transformers decides: the model class comes from config.json's `model_type` ("mobilevit"
+or "mobilevitv2": MobileViTV2Model, ...), and a head class must fit the checkpoint, which `architectures`
 names, or else its tensor names (a segmenter's checkpoint is not a classifier). The processor comes from
 preprocessor_config.json's `image_processor_type`, or its legacy `feature_extractor_type`
 (MobileViTFeatureExtractor -> MobileViTImageProcessor), a trailing "Fast" or "Pil" naming the
@@ -18,7 +18,8 @@ from typing import Any
 
 from mobilevit_np.checkpoints.hub import resolve_checkpoint
 from mobilevit_np.checkpoints.safetensors_io import read_header
-from mobilevit_np.config import SUPPORTED_MODEL_TYPE, ConfigError, MobileViTConfig, read_json_file
+from mobilevit_np.config import ConfigError, LabelledConfig, read_json_file
+from mobilevit_np.config_v2 import CONFIG_CLASSES, config_from_dict
 from mobilevit_np.fast_processor import MobileViTImageProcessorFast
 from mobilevit_np.image_processing import PREPROCESSOR_CONFIG, MobileViTImageProcessor
 from mobilevit_np.modeling import (
@@ -27,27 +28,29 @@ from mobilevit_np.modeling import (
     MobileViTModel,
     _PreTrained,
 )
+from mobilevit_np.modeling_v2 import model_class as generation_class
 
 PROCESSOR_NAMES = ("MobileViTImageProcessor", "MobileViTImageProcessorFast", "MobileViTImageProcessorPil")
 HEAD_CLASSES = {cls.head: cls for cls in (MobileViTForImageClassification, MobileViTForSemanticSegmentation)}
 
 
 def read_model_type(folder: str) -> dict[str, Any]:
-    """config.json as a dict, after checking that its model_type is MobileViT's (one clear error otherwise)."""
+    """config.json as a dict, after checking its model_type is MobileViT's or MobileViTV2's (one clear error if not)."""
     file = os.path.join(folder, "config.json")
     if not os.path.isfile(file):
         raise ConfigError(f"config.json not found: {file}")
     data = read_json_file(file, ConfigError)
     model_type = data.get("model_type") if isinstance(data, dict) else None
-    if model_type != SUPPORTED_MODEL_TYPE:
+    if model_type not in CONFIG_CLASSES:
         raise ConfigError(
             f"{file}: model_type is {model_type!r}; mobilevit_np's Auto classes know only 'mobilevit' "
-            "(MobileViT v1: MobileViTModel, MobileViTForImageClassification, MobileViTForSemanticSegmentation)"
+            "(MobileViTModel, MobileViTForImageClassification, MobileViTForSemanticSegmentation) and 'mobilevitv2' "
+            "(the same classes named MobileViTV2...)"
         )
     return data
 
 
-def checkpoint_head(folder: str, config: MobileViTConfig) -> str | None:
+def checkpoint_head(folder: str, config: LabelledConfig) -> str | None:
     """ "classification" or "segmentation" from the folder's config (its architectures), else from the tensor names."""
     architectures = config.extra.get("architectures") or []
     names = " ".join(architectures)
@@ -61,14 +64,14 @@ def checkpoint_head(folder: str, config: MobileViTConfig) -> str | None:
 
 
 class AutoConfig:
-    """AutoConfig.from_pretrained(folder or Hub id) -> MobileViTConfig."""
+    """AutoConfig.from_pretrained(folder or Hub id) -> MobileViTConfig or MobileViTV2Config (by model_type)."""
 
     @staticmethod
-    def from_pretrained(name_or_path: str | os.PathLike, **overrides: Any) -> MobileViTConfig:
-        """config.json's MobileViTConfig; keyword arguments override its fields (as transformers' kwargs)."""
+    def from_pretrained(name_or_path: str | os.PathLike, **overrides: Any) -> LabelledConfig:
+        """config.json as its generation's config; keyword arguments override its fields (as transformers' kwargs)."""
         folder = resolve_checkpoint(name_or_path)
         data = read_model_type(folder)
-        return MobileViTConfig.from_dict({**data, **overrides})
+        return config_from_dict({**data, **overrides})
 
 
 class _AutoModel:
@@ -80,31 +83,31 @@ class _AutoModel:
         folder = resolve_checkpoint(name_or_path)
         config = kwargs.pop("config", None)
         if config is None:
-            read_model_type(folder)
-            config = MobileViTConfig.from_pretrained(folder)
+            config = config_from_dict(read_model_type(folder))
         saved = checkpoint_head(folder, config)
         wanted = cls.model_class.head
+        target = generation_class(config, wanted)  # MobileViT or MobileViTV2, by model_type
         if wanted == "base" and saved == "segmentation":
             # A segmenter has no conv_1x1_exp (transformers would fill it with random weights): leave it out.
             kwargs.setdefault("expand_output", False)
         elif wanted != "base" and saved not in (None, wanted):
             raise ValueError(
                 f"{name_or_path} is a {saved} checkpoint (a {HEAD_CLASSES[saved].__name__}); {cls.__name__} "
-                f"needs a {wanted} checkpoint (a {cls.model_class.__name__})"
+                f"needs a {wanted} checkpoint (a {target.__name__})"
             )
-        return cls.model_class.from_pretrained(folder, config=config, **kwargs)
+        return target.from_pretrained(folder, config=config, **kwargs)
 
     @classmethod
-    def from_config(cls, config: MobileViTConfig, state_dict: dict | None = None, **kwargs: Any) -> _PreTrained:
-        """The model for `config`; without a state_dict, with seeded random weights (random_weights.py)."""
-        if not isinstance(config, MobileViTConfig):
-            raise TypeError(f"config must be a MobileViTConfig, got {type(config).__name__}")
+    def from_config(cls, config: LabelledConfig, state_dict: dict | None = None, **kwargs: Any) -> _PreTrained:
+        """The model for `config` (either generation); without a state_dict, with seeded random weights."""
+        if not isinstance(config, LabelledConfig):
+            raise TypeError(f"config must be a MobileViTConfig or MobileViTV2Config, got {type(config).__name__}")
+        target = generation_class(config, cls.model_class.head)
         if state_dict is None:
             from mobilevit_np.random_weights import random_state_dict
 
-            model_class = cls.model_class
-            state_dict = random_state_dict(config, model_class.head, shapes=model_class._expected_shapes(config))
-        return cls.model_class.from_config(config, state_dict, **kwargs)
+            state_dict = random_state_dict(config, target.head, shapes=target._expected_shapes(config))
+        return target.from_config(config, state_dict, **kwargs)
 
 
 class AutoModel(_AutoModel):

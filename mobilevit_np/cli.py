@@ -186,19 +186,20 @@ def cmd_segment(args: argparse.Namespace) -> int | None:
 def cmd_summary(args: argparse.Namespace) -> None:
     from mobilevit_np.auto import checkpoint_head
     from mobilevit_np.checkpoints.hub import is_hub_id, resolve_checkpoint
-    from mobilevit_np.config import MobileViTConfig
-    from mobilevit_np.presets import PRESETS, preset_config
+    from mobilevit_np.config_v2 import load_config
+    from mobilevit_np.presets import PRESET_NAMES, V2_WIDTHS, preset_config
     from mobilevit_np.summary import architecture_summary, format_summary
 
-    if args.model in PRESETS:
+    if args.model in PRESET_NAMES:
         head = args.head or "classification"
         config = preset_config(args.model, head)
-        source = f"MobileViT-{args.model} ({head}, built-in config, no weights)"
+        name = f"MobileViTV2-{V2_WIDTHS[args.model]}" if args.model in V2_WIDTHS else f"MobileViT-{args.model}"
+        source = f"{name} ({head}, built-in config, no weights)"
     else:
         if not os.path.isdir(args.model) and not is_hub_id(args.model):
-            raise CLIError(f"unknown model {args.model!r}: not a folder, a Hub id, or one of {', '.join(PRESETS)}")
+            raise CLIError(f"unknown model {args.model!r}: not a folder, a Hub id, or one of {', '.join(PRESET_NAMES)}")
         folder = resolve_checkpoint(args.model, weights=False)  # a Hub id: config.json alone
-        config = MobileViTConfig.from_pretrained(folder)
+        config = load_config(folder)
         head = args.head or checkpoint_head(folder, config) or "classification"
         source = f"{args.model} ({head})"
     size = config.image_size if args.image_size is None else args.image_size
@@ -265,7 +266,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=cmd_segment)
 
     p = sub.add_parser("summary", parents=[common], help="architecture table: shapes, parameters, MACs")
-    p.add_argument("--model", required=True, help="small, x-small, xx-small, a checkpoint folder or a Hub id")
+    p.add_argument(
+        "--model", required=True, help="small, x-small, xx-small, v2-0.5 .. v2-2.0, a checkpoint folder or a Hub id"
+    )
     p.add_argument("--image-size", type=int, default=None, help="input side in pixels (default: the config's)")
     p.add_argument("--head", choices=["classification", "segmentation", "base"], default=None)
     p.set_defaults(run=cmd_summary)

@@ -130,6 +130,21 @@ def layer_norm(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, eps: float =
     return (x - mean) / np.sqrt(var + x.dtype.type(eps)) * weight + bias
 
 
+def group_norm(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, eps: float = 1e-5) -> np.ndarray:
+    """GroupNorm with one group (MobileViTV2's "layer norm"): x (B, C, ...) -> same shape.
+
+    Each sample is normalized over all of its values at once (channels, pixels in a patch
+    and patches), then scaled and shifted per channel:
+        y[b, c] = (x[b, c] - mean_b) / sqrt(var_b + eps) * weight[c] + bias[c]
+    Unlike layer_norm above, which normalizes each token over its D features alone.
+    """
+    axes = tuple(range(1, x.ndim))
+    mean = x.mean(axis=axes, keepdims=True)  # (B, 1, ...)
+    var = np.square(x - mean).mean(axis=axes, keepdims=True)
+    per_channel = (slice(None),) + (None,) * (x.ndim - 2)  # (C,) -> (C, 1, ...)
+    return (x - mean) / np.sqrt(var + x.dtype.type(eps)) * weight[per_channel] + bias[per_channel]
+
+
 # ------------------------------------------------------------ dense and pooling
 
 
@@ -182,6 +197,30 @@ def multi_head_attention(
     probs = softmax(scores, axis=-1)
     context = probs @ v  # (N, heads, L, d)
     return context.transpose(0, 2, 1, 3).reshape(n, length, width), probs
+
+
+def separable_self_attention(
+    x: np.ndarray, qkv_proj: dict[str, dict[str, np.ndarray]], out_proj: dict[str, dict[str, np.ndarray]]
+) -> tuple[np.ndarray, np.ndarray]:
+    """MobileViTV2's separable self-attention: linear in the number of patches.
+
+    x (B, d, P, N): for each of the P pixel offsets inside a patch, N tokens (one per patch)
+    of width d, channels first. Returns the output (B, d, P, N) and the context scores
+    (B, 1, P, N).
+
+    One 1x1 conv gives 1 + 2d channels: a one-channel query q, keys K and values V.
+        scores  = softmax(q) over the N patches           (B, 1, P, N)   a weight per patch
+        context = sum_n scores[n] * K[:, n]               (B, d, P, 1)   one vector per offset
+        out     = out_proj(relu(V) * context)             (B, d, P, N)   context broadcast to every patch
+    Where multi_head_attention builds an L x L matrix (every token scores every other),
+    this scores each token once against a learned direction: O(N d) instead of O(N^2 d).
+    """
+    d = x.shape[1]
+    qkv = conv2d(x, **qkv_proj["convolution"])  # (B, 1 + 2d, P, N): a 1x1 conv is a per-token linear
+    query, key, value = qkv[:, :1], qkv[:, 1 : 1 + d], qkv[:, 1 + d :]
+    scores = softmax(query, axis=-1)  # (B, 1, P, N)
+    context = (key * scores).sum(axis=-1, keepdims=True)  # (B, d, P, 1)
+    return conv2d(np.maximum(value, 0) * context, **out_proj["convolution"]), scores
 
 
 # ------------------------------------------------------------- interpolation

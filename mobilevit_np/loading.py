@@ -28,10 +28,10 @@ def check_checkpoint(cls: type[_Model], model: str) -> tuple[str, MobileViTConfi
     """Resolve --model (folder or Hub id) and check that the checkpoint's head is cls's (reads config.json only)."""
     from mobilevit_np.auto import checkpoint_head
     from mobilevit_np.checkpoints.hub import resolve_checkpoint
-    from mobilevit_np.config import MobileViTConfig
+    from mobilevit_np.config_v2 import load_config
 
     folder = resolve_checkpoint(model)
-    config = MobileViTConfig.from_pretrained(folder)
+    config = load_config(folder)  # MobileViT or MobileViTV2, by model_type
     head = checkpoint_head(folder, config)
     if head is not None and head != cls.head:
         command = "segment" if head == "segmentation" else "classify"
@@ -44,9 +44,11 @@ def check_checkpoint(cls: type[_Model], model: str) -> tuple[str, MobileViTConfi
 
 
 def load_model(cls: type[_Model], model: str, backend: str = "numpy") -> tuple[_Model, str]:
-    """Resolve --model, check the checkpoint's head, and load it."""
+    """Resolve --model, check the checkpoint's head, and load it: as `cls`'s MobileViTV2 twin for a v2 checkpoint."""
+    from mobilevit_np.modeling_v2 import model_class
+
     folder, config = check_checkpoint(cls, model)
-    return cls.from_pretrained(folder, backend=backend, config=config), folder
+    return model_class(config, cls.head).from_pretrained(folder, backend=backend, config=config), folder
 
 
 def load_processor(folder: str) -> MobileViTImageProcessor:

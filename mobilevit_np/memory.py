@@ -56,6 +56,15 @@ class _Geometry:
 
     @classmethod
     def of(cls, config: MobileViTConfig) -> _Geometry:
+        if config.model_type == "mobilevitv2":
+            # MobileViTV2 has v1's stage plan with its own widths, and no N x N attention
+            # matrices (separable attention): 0 heads leaves only the convolution term.
+            from mobilevit_np.architecture_v2 import attention_widths, channel_widths
+
+            widths = (*channel_widths(config), 0)  # no conv_1x1_exp
+            return cls(
+                widths, tuple(attention_widths(config)), config.expand_ratio, config.patch_size, 0, config.output_stride
+            )
         return cls(
             tuple(config.neck_hidden_sizes),
             tuple(config.hidden_sizes),

@@ -106,6 +106,8 @@ class _PreTrained:
 
     head = "base"
     precision: Precision | None = None  # set by from_config / from_pretrained (weights' and computation's dtype)
+    config_class = MobileViTConfig  # what from_pretrained reads config.json as
+    base_model_prefix = "mobilevit"  # a head model's backbone weights are "<prefix>.*", as in transformers
 
     def __init__(self, config: MobileViTConfig, params: dict, dtype: np.dtype, backend: str = "numpy") -> None:
         self.config = config
@@ -148,7 +150,15 @@ class _PreTrained:
         precision = resolve_precision(dtype, config.extra, state_dict)
         expected = cls._expected_shapes(config, **kwargs)
         # copy: the model must not change when the caller later edits their arrays (nor the reverse)
-        weights = prepare_state_dict(state_dict, expected, cls.head, precision.storage, source="state_dict", copy=True)
+        weights = prepare_state_dict(
+            state_dict,
+            expected,
+            cls.head,
+            precision.storage,
+            source="state_dict",
+            copy=True,
+            backbone=cls.base_model_prefix,
+        )
         return cls._build(config, weights, precision, backend, kwargs)
 
     @classmethod
@@ -175,15 +185,17 @@ class _PreTrained:
         cls._check_options("from_pretrained", kwargs)
         precision_name(dtype)  # fail before any download
         backend = resolve_backend(backend)
-        if config is not None and not isinstance(config, MobileViTConfig):
-            raise TypeError(f"config must be a MobileViTConfig, got {type(config).__name__}")
+        if config is not None and not isinstance(config, cls.config_class):
+            raise TypeError(f"config must be a {cls.config_class.__name__}, got {type(config).__name__}")
         path = resolve_checkpoint(path)  # a local folder, or the Hub download of an "owner/name" id
         if config is None:
-            config = MobileViTConfig.from_pretrained(path)
+            config = cls.config_class.from_pretrained(path)
         tensors = load_checkpoint_tensors(path)
         precision = resolve_precision(dtype, config.extra, tensors)
         expected = cls._expected_shapes(config, **kwargs)
-        weights = prepare_state_dict(tensors, expected, cls.head, precision.storage, source=path)
+        weights = prepare_state_dict(
+            tensors, expected, cls.head, precision.storage, source=path, backbone=cls.base_model_prefix
+        )
         return cls._build(config, weights, precision, backend, kwargs)
 
     @classmethod
@@ -258,7 +270,7 @@ class _PreTrained:
     @property
     def _backbone_params(self) -> dict:
         """The backbone's weights: a head model keeps them under "mobilevit.", as transformers names them."""
-        return self.params if self.head == "base" else self.params["mobilevit"]
+        return self.params if self.head == "base" else self.params[self.base_model_prefix]
 
 
 def _as_tuple(arrays: list[np.ndarray], wanted: bool) -> tuple[np.ndarray, ...] | None:

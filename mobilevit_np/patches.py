@@ -12,6 +12,11 @@ thus mixes information across the whole image at 1/(ph*pw) of the cost.
 fold is the exact inverse. When H or W is not a multiple of the patch size, the map
 is first resized (bilinear) up to the next multiple and resized back after folding,
 as transformers does.
+
+MobileViTV2 keeps channels first and lays the same values out as (B, C, ph*pw, nh*nw)
+(unfold_v2, fold_v2). It follows torch's nn.functional.unfold/fold, which transformers
+calls: rows and columns past the last whole patch are dropped, and fold_v2 puts zeros
+back in their place (no resize).
 """
 
 from __future__ import annotations
@@ -62,3 +67,31 @@ def fold(patches: np.ndarray, grid: PatchGrid) -> np.ndarray:
     if grid.resized:
         x = interpolate_bilinear(x, grid.orig_size)
     return x
+
+
+def unfold_v2(x: np.ndarray, patch_size: int) -> np.ndarray:
+    """(B, C, H, W) -> (B, C, p*p, nh*nw) with nh = H // p, nw = W // p (the remainder dropped).
+
+    patches[b, c, py * p + px, ny * nw + nx] = x[b, c, ny * p + py, nx * p + px]
+    """
+    batch, channels, height, width = x.shape
+    p = patch_size
+    nh, nw = height // p, width // p
+    if nh == 0 or nw == 0:
+        # torch's unfold refuses this too ("calculated shape of the array of sliding blocks as (0, 0)").
+        raise ValueError(
+            f"a {height}x{width} feature map is smaller than one {p}x{p} patch: the input image is too small"
+        )
+    patches = x[:, :, : nh * p, : nw * p].reshape(batch, channels, nh, p, nw, p)  # (B, C, ny, py, nx, px)
+    return patches.transpose(0, 1, 3, 5, 2, 4).reshape(batch, channels, p * p, nh * nw)
+
+
+def fold_v2(patches: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """(B, C, p*p, nh*nw) -> (B, C, H, W): the inverse of unfold_v2, zeros where it dropped pixels."""
+    batch, channels, area, _ = patches.shape
+    p = math.isqrt(area)
+    nh, nw = size[0] // p, size[1] // p
+    x = patches.reshape(batch, channels, p, p, nh, nw).transpose(0, 1, 4, 2, 5, 3)  # (B, C, ny, py, nx, px)
+    out = np.zeros((batch, channels, *size), dtype=patches.dtype)
+    out[:, :, : nh * p, : nw * p] = x.reshape(batch, channels, nh * p, nw * p)
+    return out

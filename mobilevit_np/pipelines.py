@@ -58,7 +58,8 @@ class Pipeline:
     postprocess_parameters: tuple[str, ...] = ()
 
     def __init__(self, model: _PreTrained, image_processor: MobileViTImageProcessor, **defaults: Any) -> None:
-        if not isinstance(model, self.model_class):
+        # Either generation: a MobileViTV2 model with the same head runs the same pipeline.
+        if not isinstance(model, _PreTrained) or model.head != self.model_class.head:
             raise ValueError(
                 f"the {self.task!r} pipeline needs a {self.model_class.__name__}, got {type(model).__name__}"
             )

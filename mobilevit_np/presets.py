@@ -2,6 +2,7 @@
 
     config = preset_config("x-small")                      # ImageNet classifier, 1000 labels
     config = preset_config("xx-small", "segmentation")     # DeepLabV3 head, 21 PASCAL VOC labels
+    config = preset_config("v2-1.0")                       # MobileViTV2, width multiplier 1.0
 
 The numbers are those of the apple/mobilevit-* and apple/deeplabv3-mobilevit-* configs
 (channel widths from the MobileViT paper, Table 4). Labels are generic (LABEL_0, ...):
@@ -17,6 +18,7 @@ tools/error_catalogue.py build on it.
 from __future__ import annotations
 
 from mobilevit_np.config import MobileViTConfig
+from mobilevit_np.config_v2 import MobileViTV2Config
 
 PRESETS = {
     "small": dict(hidden_sizes=[144, 192, 240], neck_hidden_sizes=[16, 32, 64, 96, 128, 160, 640], expand_ratio=4.0),
@@ -39,12 +41,23 @@ HEAD_SETTINGS = {
 }
 
 
-def preset_config(name: str, head: str = "classification", **overrides) -> MobileViTConfig:
-    """MobileViTConfig of a published size: "small", "x-small" or "xx-small"."""
-    if name not in PRESETS:
-        raise ValueError(f"unknown MobileViT size {name!r}; choose one of {', '.join(PRESETS)}")
+# MobileViTV2: one width multiplier per published size (apple/mobilevitv2-<w>-imagenet1k-256);
+# the DeepLabV3 segmenters (apple/mobilevitv2-<w>-voc-deeplabv3) keep layer_5 at 1/16 with
+# transformers' default 512-channel ASPP.
+V2_WIDTHS = {f"v2-{w}": w for w in (0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0)}
+V2_SEGMENTER = dict(num_labels=21, output_stride=16, aspp_out_channels=512, atrous_rates=[6, 12, 18])
+V2_HEAD_SETTINGS = {"classification": HEAD_SETTINGS["classification"], "segmentation": V2_SEGMENTER}
+PRESET_NAMES = (*PRESETS, *V2_WIDTHS)
+
+
+def preset_config(name: str, head: str = "classification", **overrides) -> MobileViTConfig | MobileViTV2Config:
+    """The config of a published size: "small", "x-small", "xx-small" (MobileViT) or "v2-0.5" .. "v2-2.0"."""
+    if name not in PRESET_NAMES:
+        raise ValueError(f"unknown MobileViT size {name!r}; choose one of {', '.join(PRESET_NAMES)}")
     if head not in HEAD_SETTINGS:
         raise ValueError(f"head must be one of {', '.join(HEAD_SETTINGS)}, got {head!r}")
+    if name in V2_WIDTHS:
+        return MobileViTV2Config(width_multiplier=V2_WIDTHS[name], **{**V2_HEAD_SETTINGS[head], **overrides})
     return MobileViTConfig(**{**PRESETS[name], **HEAD_SETTINGS[head], **overrides})
 
 

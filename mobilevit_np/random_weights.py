@@ -13,8 +13,8 @@ import math
 
 import numpy as np
 
-from mobilevit_np.architecture import parameter_shapes
-from mobilevit_np.config import MobileViTConfig
+from mobilevit_np.architecture_v2 import shapes_for
+from mobilevit_np.config import LabelledConfig
 
 
 def _sample(rng: np.random.RandomState, name: str, shape: tuple[int, ...]) -> np.ndarray:
@@ -32,13 +32,16 @@ def _sample(rng: np.random.RandomState, name: str, shape: tuple[int, ...]) -> np
 
 
 def random_state_dict(
-    config: MobileViTConfig,
+    config: LabelledConfig,
     head: str = "classification",
     seed: int = 0,
     shapes: dict[str, tuple[int, ...]] | None = None,
 ) -> dict[str, np.ndarray]:
-    """{transformers name: float32 array} for `head`, drawn in sorted-name order from `seed`."""
-    shapes = parameter_shapes(config, head) if shapes is None else shapes
+    """{transformers name: float32 array} for `head` of a MobileViT or MobileViTV2 config.
+
+    Drawn in sorted-name order from `seed`.
+    """
+    shapes = shapes_for(config, head) if shapes is None else shapes
     rng = np.random.RandomState(seed)
     return {name: _sample(rng, name, shapes[name]).astype(np.float32) for name in sorted(shapes)}
 

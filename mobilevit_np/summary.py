@@ -6,7 +6,9 @@
 Multiply-accumulates (MACs) count the convolutions, the linear layers and the two
 attention products (Q K^T and probs V); batch norm, activations, layer norm, softmax,
 pooling and the bilinear resizes are not counted, as in most published MobileViT
-numbers. Parameters are the trainable ones (batch norm's running statistics are
+numbers. MobileViTV2 has no attention matrix products: its separable attention is 1x1
+convolutions and element-wise work, so its MACs are those of its convolutions and the
+classifier. Parameters are the trainable ones (batch norm's running statistics are
 buffers, as transformers' num_parameters() counts them).
 """
 
@@ -16,7 +18,10 @@ import math
 from dataclasses import dataclass
 
 from mobilevit_np.architecture import encoder_stages, expanded_channels, parameter_shapes
+from mobilevit_np.architecture_v2 import BACKBONE, channel_widths, ffn_width, shapes_for
+from mobilevit_np.architecture_v2 import encoder_stages as encoder_stages_v2
 from mobilevit_np.config import MobileViTConfig
+from mobilevit_np.config_v2 import MobileViTV2Config
 from mobilevit_np.layers import conv_output_size
 
 BUFFERS = (".running_mean", ".running_var")
@@ -83,27 +88,53 @@ def _mobilevit_block(table: _Table, name: str, stage, size, config: MobileViTCon
     return size
 
 
-def architecture_summary(
-    config: MobileViTConfig, head: str = "classification", image_size: int | None = None
-) -> list[Row]:
-    """Rows for the stem, every encoder block, and the head, at image_size x image_size."""
-    side = config.image_size if image_size is None else image_size
-    if isinstance(side, bool) or not isinstance(side, int) or side < 1:
-        raise ValueError(f"image_size must be a positive integer, got {side!r}")
-    table = _Table(parameter_shapes(config, head), "" if head == "base" else "mobilevit.")
-    neck = config.neck_hidden_sizes
+def _encoder(table: _Table, stages: list, stem: int, side: int, config, attention_block) -> tuple[int, int]:
+    """The stem and the five stages (both generations); attention_block adds a "mobilevit" stage's rows."""
     size = _conv_out((side, side), 3, stride=2)
-    table.add("conv_stem", (neck[0], *size), _conv_macs(config.num_channels, neck[0], 3, size))
-    for n, stage in enumerate(encoder_stages(config)):
+    table.add("conv_stem", (stem, *size), _conv_macs(config.num_channels, stem, 3, size))
+    for n, stage in enumerate(stages):
         name = f"encoder.layer.{n}"
         if stage.kind == "mobilenet":
             for i in range(stage.depth):
                 c_in, stride = (stage.in_channels, stage.stride) if i == 0 else (stage.out_channels, 1)
                 size = _inverted_residual(table, f"{name}.layer.{i}", c_in, stage.out_channels, size, stride, 1, config)
         else:
-            size = _mobilevit_block(table, name, stage, size, config)
+            size = attention_block(table, name, stage, size, config)
+    return size
+
+
+def _mobilevitv2_block(table: _Table, name: str, stage, size, config: MobileViTV2Config) -> tuple:
+    """Downsample, depthwise kxk, 1x1 to d, separable-attention layers on (p*p, patches) tokens, 1x1 back."""
+    c, d, k, p = stage.out_channels, stage.hidden_size, config.conv_kernel_size, config.patch_size
+    stride, dilation = stage.downsample
+    size = _inverted_residual(table, f"{name}.downsampling_layer", stage.in_channels, c, size, stride, dilation, config)
+    table.add(f"{name}.conv_kxk", (c, *size), _conv_macs(c, c, k, size, groups=c))
+    table.add(f"{name}.conv_1x1", (d, *size), _conv_macs(c, d, 1, size))
+    grid = (p * p, (size[0] // p) * (size[1] // p))  # torch's unfold drops the pixels past the last whole patch
+    f = ffn_width(config, d)
+    for i in range(stage.depth):
+        macs = _conv_macs(d, 1 + 2 * d, 1, grid) + _conv_macs(d, d, 1, grid)  # qkv_proj, out_proj
+        macs += _conv_macs(d, f, 1, grid) + _conv_macs(f, d, 1, grid)  # the FFN
+        table.add(f"{name}.transformer.layer.{i}", (d, *grid), macs)
+    table.add(f"{name}.layernorm", (d, *grid), 0)
+    table.add(f"{name}.conv_projection", (c, *size), _conv_macs(d, c, 1, size))
+    return size
+
+
+def architecture_summary(
+    config: MobileViTConfig | MobileViTV2Config, head: str = "classification", image_size: int | None = None
+) -> list[Row]:
+    """Rows for the stem, every encoder block, and the head, at image_size x image_size."""
+    side = config.image_size if image_size is None else image_size
+    if isinstance(side, bool) or not isinstance(side, int) or side < 1:
+        raise ValueError(f"image_size must be a positive integer, got {side!r}")
+    if isinstance(config, MobileViTV2Config):
+        return _summary_v2(config, head, side)
+    table = _Table(parameter_shapes(config, head), "" if head == "base" else "mobilevit.")
+    neck = config.neck_hidden_sizes
+    size = _encoder(table, encoder_stages(config), neck[0], side, config, _mobilevit_block)
     if head == "segmentation":
-        _segmentation_head(table, size, config)
+        _segmentation_head(table, neck[5], size, config)
     else:
         table.add("conv_1x1_exp", (neck[6], *size), _conv_macs(neck[5], neck[6], 1, size))
         table.add("pooler", (neck[6],), 0)
@@ -113,10 +144,25 @@ def architecture_summary(
     return table.rows
 
 
-def _segmentation_head(table: _Table, size: tuple[int, int], config: MobileViTConfig) -> None:
-    """DeepLabV3: ASPP's five branches, the projection, the 1x1 classifier."""
+def _summary_v2(config: MobileViTV2Config, head: str, side: int) -> list[Row]:
+    """MobileViTV2's rows: v1's stem, MobileNet stages and head; its own attention blocks; no conv_1x1_exp."""
+    table = _Table(shapes_for(config, head), "" if head == "base" else f"{BACKBONE}.")
+    widths = channel_widths(config)
+    size = _encoder(table, encoder_stages_v2(config), widths[0], side, config, _mobilevitv2_block)
+    if head == "segmentation":
+        _segmentation_head(table, widths[5], size, config)
+        return table.rows
+    table.add("pooler", (widths[5],), 0)
+    if head == "classification" and config.num_labels > 0:
+        table.prefix = ""
+        table.add("classifier", (config.num_labels,), widths[5] * config.num_labels)
+    return table.rows
+
+
+def _segmentation_head(table: _Table, c: int, size: tuple[int, int], config) -> None:
+    """DeepLabV3 on c backbone channels: ASPP's five branches, the projection, the 1x1 classifier."""
     table.prefix = ""
-    c, a = config.neck_hidden_sizes[5], config.aspp_out_channels
+    a = config.aspp_out_channels
     aspp = "segmentation_head.aspp"
     table.add(f"{aspp}.convs.0", (a, *size), _conv_macs(c, a, 1, size))
     for i in range(1, len(config.atrous_rates) + 1):

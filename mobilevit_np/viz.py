@@ -161,6 +161,40 @@ def plot_attention(
     return fig
 
 
+def plot_context_scores(
+    image: Image | np.ndarray,
+    scores: Mapping[str, np.ndarray],
+    offset: int = 0,
+    batch_index: int = 0,
+    title: str | None = None,
+) -> Figure:
+    """MobileViTV2's context scores over the image, one panel per attention layer.
+
+    `scores` maps a name to one layer's softmax(query) of shape (B, 1, p*p, N), recorded
+    as "...context_scores" in `model.trace(x)`. Panel k shows, for pixel offset `offset`
+    inside the patches, the weight each of the N patches gets in the layer's single
+    context vector: there is no query pixel to choose, unlike v1's attention maps.
+    """
+    rgb = _as_rgb(image)
+    height, width = rgb.shape[:2]
+    fig = _new_figure(4 * (len(scores) + 1), 4.3 if title else 4)
+    axes = fig.subplots(1, len(scores) + 1)
+    axes[0].imshow(rgb)
+    axes[0].set_title("input")
+    for ax, (name, layer_scores) in zip(axes[1:], scores.items(), strict=True):
+        nh, nw = _grid_for(layer_scores.shape[-1], height, width)
+        weights = layer_scores[batch_index, 0, offset].reshape(nh, nw)
+        ax.imshow(rgb)
+        shown = ax.imshow(weights, cmap="inferno", alpha=0.6, extent=(0, width, height, 0), interpolation="nearest")
+        ax.set_title(f"{name}\n{nh}x{nw} patches, sum = 1", fontsize=9)
+        fig.colorbar(shown, ax=ax, shrink=0.7)
+    for ax in axes:
+        ax.set_axis_off()
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
 def _grid_for(num_patches: int, height: int, width: int) -> tuple[int, int]:
     """(nh, nw) with nh*nw == num_patches and nh/nw closest to the image's height/width."""
     pairs = [(nh, num_patches // nh) for nh in range(1, num_patches + 1) if num_patches % nh == 0]

@@ -14,8 +14,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mobilevit_np import MobileViTForImageClassification, MobileViTImageProcessor
+from mobilevit_np import (
+    MobileViTForImageClassification,
+    MobileViTImageProcessor,
+    MobileViTV2Config,
+    MobileViTV2ForImageClassification,
+)
 from mobilevit_np.architecture import parameter_shapes
+from mobilevit_np.backends import numba_available
 from mobilevit_np.checkpoints.state_dict import save_checkpoint
 from mobilevit_np.cli import build_parser
 from mobilevit_np.layers import softmax
@@ -334,3 +340,59 @@ def test_bad_arguments_exit_2_and_debug_shows_the_traceback(classifier):
 def test_no_progress_bar_when_stderr_is_a_pipe(classifier, small_image):
     result = run("classify", CATS, small_image, CATS, "--model", str(classifier))
     assert result.returncode == 0 and "images," not in result.stderr and "\r" not in result.stderr
+
+
+# ----------------------------------------------------------------- MobileViTV2
+
+V2_TINY = dict(width_multiplier=0.25, base_attn_unit_dims=[32, 48, 64], n_attn_blocks=[1, 1, 1], aspp_out_channels=8)
+
+
+@pytest.fixture
+def v2_checkpoints(tmp_path):
+    """A MobileViTV2 classifier and segmenter, as transformers' save_pretrained names them."""
+    folders = {}
+    for head, architecture, labels in (
+        ("classification", "MobileViTV2ForImageClassification", LABELS),
+        ("segmentation", "MobileViTV2ForSemanticSegmentation", {0: "background", 1: "cat", 2: "sofa"}),
+    ):
+        config = MobileViTV2Config(**V2_TINY, id2label=labels, extra={"architectures": [architecture]})
+        folders[head] = tmp_path / f"v2-{head}"
+        save_checkpoint(folders[head], config, random_state_dict(config, head, seed=2))
+        MobileViTImageProcessor(size=72, crop_size=64).save_pretrained(folders[head])
+    return folders
+
+
+def test_v2_classify_and_segment(v2_checkpoints, tmp_path):
+    result = run("classify", CATS, "--model", str(v2_checkpoints["classification"]), "--json", "--top-k", "2")
+    assert result.returncode == 0, result.stderr
+    model = MobileViTV2ForImageClassification.from_pretrained(v2_checkpoints["classification"])
+    processor = MobileViTImageProcessor.from_pretrained(v2_checkpoints["classification"])
+    probs = softmax(model(processor(CATS)["pixel_values"]).logits[0])
+    [entry] = json.loads(result.stdout)
+    assert entry["predictions"][0]["index"] == int(np.argmax(probs))
+    assert abs(entry["predictions"][0]["probability"] - float(probs.max())) < 1e-6
+    segmented = run("segment", CATS, "--model", str(v2_checkpoints["segmentation"]), "--out", str(tmp_path / "m.png"))
+    assert segmented.returncode == 0, segmented.stderr
+    assert Image.open(tmp_path / "m.png").size == Image.open(CATS).size
+
+
+def test_v2_wrong_head_and_fast_backend_are_one_line_errors(v2_checkpoints):
+    assert_one_line_error(
+        run("classify", CATS, "--model", str(v2_checkpoints["segmentation"])), "is a segmentation checkpoint"
+    )
+    if numba_available():
+        assert_one_line_error(
+            run("classify", CATS, "--model", str(v2_checkpoints["classification"]), "--backend", "numba"),
+            "MobileViTV2 runs on the NumPy reference only",
+        )
+
+
+def test_v2_summary_of_presets_and_folders(v2_checkpoints):
+    result = run("summary", "--model", "v2-1.0")
+    assert result.returncode == 0, result.stderr
+    # transformers' num_parameters() and torch's FLOP counter / 2 (tests/test_summary.py checks every width)
+    assert "4,901,841 parameters" in result.stdout and "1,812,090,880 multiply-accumulates" in result.stdout
+    assert result.stdout.startswith("MobileViTV2-1.0 (classification, built-in config, no weights)")
+    assert "encoder.layer.2.transformer.layer.0  (128, 4, 256)" in result.stdout
+    folder = run("summary", "--model", str(v2_checkpoints["segmentation"]))
+    assert folder.returncode == 0 and "(segmentation)" in folder.stdout and "segmentation_head.aspp" in folder.stdout

@@ -11,14 +11,16 @@ from reference import outputs_by_name
 from mobilevit_np.backends import numba_available
 
 # Full-size cases whose NumPy forward takes seconds: run with -m slow.
-SLOW = {"small-seg-os16"}
+SLOW = {"small-seg-os16", "v2-1.0-seg-os16-512"}
 
 CASES = [pytest.param(name, marks=pytest.mark.slow) if name in SLOW else name for name in case_names()]
 BACKENDS = ["numpy", pytest.param("numba", marks=pytest.mark.skipif(not numba_available(), reason="needs numba"))]
 
 
 def test_fixture_set_is_complete():
-    assert len(case_names()) >= 12
+    names = case_names()
+    assert len(names) >= 21
+    assert sum(name.startswith("v2-") for name in names) >= 9
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -26,6 +28,8 @@ def test_fixture_set_is_complete():
 @pytest.mark.parametrize("name", CASES)
 def test_matches_transformers(name: str, dtype: str, backend: str, record_property):
     case = Case.load(name)
+    if backend == "numba" and case.model_type == "mobilevitv2":
+        pytest.skip("MobileViTV2 has no fast path yet (docs/mobilevitv2.md)")
     output = case.model(np.dtype(dtype), backend=backend)(case.pixel_values(), output_hidden_states=True)
     ours = outputs_by_name(output)
     assert sorted(ours) == case.output_names(), "outputs differ from the fixture's"

@@ -100,3 +100,32 @@ def test_hub_id_from_the_offline_cache_end_to_end(make_checkpoint, tmp_path, wei
             load_safetensors(os.path.join(snapshot, "model.safetensors"))["classifier.weight"],
             load_safetensors(folder / "model.safetensors")["classifier.weight"],
         )
+
+
+@pytest.mark.parity
+def test_v2_hub_id_with_a_pytorch_model_bin_written_by_torch(tmp_path):
+    """As apple/mobilevitv2-*: config.json and a torch-pickled .bin (read by the allowlist reader), via the CLI."""
+    pytest.importorskip("huggingface_hub")
+    pytest.importorskip("transformers")
+    import torch
+    from reference import transformers_model
+
+    from mobilevit_np import MobileViTV2Config
+    from mobilevit_np.random_weights import random_state_dict
+
+    config = MobileViTV2Config(width_multiplier=0.25, base_attn_unit_dims=[32, 48, 64], n_attn_blocks=[1, 1, 1])
+    reference = transformers_model("classification", config, random_state_dict(config, "classification", seed=3))
+    folder = tmp_path / "saved"
+    reference.save_pretrained(folder)  # config.json and model.safetensors, as transformers 5 writes them
+    torch.save(reference.state_dict(), tmp_path / "pytorch_model.bin")  # what transformers 4 wrote
+    files = {"config.json": str(folder / "config.json"), "pytorch_model.bin": str(tmp_path / "pytorch_model.bin")}
+    fill_hub_cache(tmp_path / "hf", "apple/mobilevitv2-tiny", files)
+    env = {**os.environ, "HF_HOME": str(tmp_path / "hf"), "HF_HUB_OFFLINE": "1"}
+    command = [shutil.which("mobilevit-np"), "classify", CATS, "--json", "--model"]
+    from_hub = subprocess.run(
+        command + ["apple/mobilevitv2-tiny"], capture_output=True, text=True, env=env, timeout=120
+    )
+    from_folder = subprocess.run(command + [str(folder)], capture_output=True, text=True, env=env, timeout=120)
+    assert from_hub.returncode == 0 and from_folder.returncode == 0, (from_hub.stderr, from_folder.stderr)
+    assert "note: converted" in from_hub.stderr
+    assert from_hub.stdout.replace("apple/mobilevitv2-tiny", "") == from_folder.stdout.replace(str(folder), "")

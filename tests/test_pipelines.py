@@ -264,10 +264,10 @@ def test_unknown_task_wrong_head_and_unknown_model_type(checkpoints, tmp_path, m
         pipeline("image-segmentation", model=classifier, image_processor=MobileViTImageProcessor())
     with pytest.raises(TypeError, match="unknown argument"):
         pipeline("image-classification", model=checkpoints["classification"], pool=True, backend="numpy")
-    other = tmp_path / "v2"
+    other = tmp_path / "v3"
     other.mkdir()
-    (other / "config.json").write_text(json.dumps({"model_type": "mobilevitv2"}))
-    with pytest.raises(ConfigError, match="model_type is 'mobilevitv2'; .* know only 'mobilevit'"):
+    (other / "config.json").write_text(json.dumps({"model_type": "mobilevitv3"}))
+    with pytest.raises(ConfigError, match="model_type is 'mobilevitv3'; .* know only 'mobilevit'"):
         pipeline("image-classification", model=other, backend="numpy")
     with pytest.raises(ConfigError, match="know only 'mobilevit'"):
         AutoConfig.from_pretrained(other)
@@ -330,3 +330,27 @@ def test_half_precision_pytorch_model_bin_loads(tmp_path, pixel_values, torch_dt
     with torch.no_grad():
         expected = model(torch.from_numpy(pixel_values)).logits.numpy()
     np.testing.assert_allclose(ours(pixel_values).logits, expected, rtol=2e-5, atol=2e-5 * np.abs(expected).max())
+
+
+def test_auto_classes_and_pipelines_take_mobilevitv2(tmp_path):
+    """A MobileViTV2 checkpoint: the Auto classes pick the V2 classes by model_type, and the pipelines run it."""
+    from mobilevit_np import MobileViTV2Config, MobileViTV2ForImageClassification, MobileViTV2Model
+
+    config = MobileViTV2Config(
+        width_multiplier=0.25, base_attn_unit_dims=[32, 48, 64], n_attn_blocks=[1, 1, 1], num_labels=3,
+        extra={"architectures": ["MobileViTV2ForImageClassification"]},
+    )  # fmt: skip
+    folder = tmp_path / "v2"
+    save_checkpoint(folder, config, random_state_dict(config, "classification", seed=1))
+    MobileViTImageProcessor(size=72, crop_size=64).save_pretrained(folder)
+    assert type(AutoConfig.from_pretrained(folder)) is MobileViTV2Config
+    assert type(AutoModel.from_pretrained(folder)) is MobileViTV2Model
+    model = AutoModelForImageClassification.from_pretrained(folder)
+    assert type(model) is MobileViTV2ForImageClassification
+    assert type(AutoModelForImageClassification.from_config(config)) is MobileViTV2ForImageClassification
+    with pytest.raises(ValueError, match="is a classification checkpoint"):
+        AutoModelForSemanticSegmentation.from_pretrained(folder)
+    results = pipeline("image-classification", model=str(folder), backend="numpy", top_k=2)(str(CATS))
+    processor = MobileViTImageProcessor.from_pretrained(folder)
+    logits = model(processor(str(CATS))["pixel_values"]).logits[0]
+    assert [r["label"] for r in results][0] == config.id2label[int(logits.argmax())]

@@ -5,8 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mobilevit_np import MobileViTForImageClassification, MobileViTForSemanticSegmentation
-from mobilevit_np.presets import PRESETS, preset_config, tiny_config
+from mobilevit_np import (
+    MobileViTForImageClassification,
+    MobileViTForSemanticSegmentation,
+    MobileViTV2Config,
+    MobileViTV2ForImageClassification,
+    MobileViTV2ForSemanticSegmentation,
+)
+from mobilevit_np.presets import PRESET_NAMES, preset_config, tiny_config
 from mobilevit_np.random_weights import random_state_dict
 from mobilevit_np.summary import architecture_summary, format_summary
 
@@ -41,10 +47,11 @@ def test_format_has_totals():
 
 
 @pytest.mark.parity
-@pytest.mark.parametrize("name", sorted(PRESETS))
+@pytest.mark.parametrize("name", PRESET_NAMES)  # MobileViT's three sizes and MobileViTV2's seven widths
 @pytest.mark.parametrize(
-    "head, side", [("classification", 256), pytest.param("segmentation", 512, marks=pytest.mark.slow)]
-)
+    "head, side",
+    [("classification", 256), pytest.param("segmentation", 512, marks=pytest.mark.slow), ("segmentation", 200)],
+)  # 200: maps not a multiple of the patch size (v1 resizes, v2 drops the remainder)
 def test_params_and_macs_match_transformers(name, head, side):
     torch = pytest.importorskip("torch")
     transformers = pytest.importorskip("transformers")
@@ -52,12 +59,30 @@ def test_params_and_macs_match_transformers(name, head, side):
 
     config = preset_config(name, head)
     data = {k: v for k, v in config.to_dict().items() if k != "label2id"}
-    cls = transformers.MobileViTForImageClassification
-    if head == "segmentation":
-        cls = transformers.MobileViTForSemanticSegmentation
-    model = cls(transformers.MobileViTConfig(**data)).eval()
+    generation = "MobileViTV2" if config.model_type == "mobilevitv2" else "MobileViT"
+    task = "ForImageClassification" if head == "classification" else "ForSemanticSegmentation"
+    cls = getattr(transformers, generation + task)
+    model = cls(getattr(transformers, f"{generation}Config")(**data)).eval()
     with FlopCounterMode(display=False) as counter, torch.no_grad():
         model(torch.zeros(1, 3, side, side))
     rows = architecture_summary(config, head, side)
     assert sum(r.params for r in rows) == model.num_parameters()
     assert sum(r.macs for r in rows) * 2 == counter.get_total_flops()  # torch counts a MAC as 2 FLOPs
+
+
+@pytest.mark.parametrize("side", [64, 50])  # 50: layer_5's map is 2x2, layer_4's 4x4, layer_3's 7x7 (remainder dropped)
+@pytest.mark.parametrize("head", ["classification", "segmentation"])
+def test_v2_shapes_match_the_traced_forward_pass(head, side):
+    config = MobileViTV2Config(
+        width_multiplier=0.25, base_attn_unit_dims=[32, 48, 64], n_attn_blocks=[1, 1, 1], num_labels=3
+    )
+    cls = MobileViTV2ForImageClassification if head == "classification" else MobileViTV2ForSemanticSegmentation
+    model = cls.from_config(config, random_state_dict(config, head))
+    trace = model.trace(np.zeros((1, 3, side, side), np.float32))
+    traced = {name: shape[1:] for name, shape in zip(trace.names, (e.shape for e in trace.entries), strict=True)}
+    rows = architecture_summary(config, head, side)
+    compared = {row.name: row.output_shape for row in rows if row.name.replace("segmentation_head.", "") in traced}
+    assert len(compared) >= 15  # the stem, every block, the transformer layers (tokens (d, p*p, patches)), the head
+    for name, shape in compared.items():
+        assert traced[name.replace("segmentation_head.", "")] == shape, name
+    assert model(np.zeros((1, 3, side, side), np.float32)).logits.shape[1:] == rows[-1].output_shape

@@ -781,10 +781,10 @@ CONFIG_CASES = [
     Case(ON_CONFIG, "a 1 GB config.json", lambda: huge_file(CONFIG, load), ConfigError, ("1073741824 bytes", CONFIG)),
     Case(
         ON_CONFIG,
-        'model_type "mobilevitv2" (MobileViTV2)',
+        'model_type "mobilevitv2" given to a MobileViT (v1) class',
         broken_config(setting(model_type="mobilevitv2")),
         ConfigError,
-        ("not supported yet", CONFIG),
+        ("read it with MobileViTV2Config", CONFIG),
     ),
 ]
 

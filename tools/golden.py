@@ -11,16 +11,12 @@ from pathlib import Path
 
 import numpy as np
 
-from mobilevit_np import MobileViTForImageClassification, MobileViTForSemanticSegmentation, MobileViTModel
+from mobilevit_np import load_config
+from mobilevit_np.modeling_v2 import model_class
 from mobilevit_np.random_weights import checksum, random_pixel_values, random_state_dict
 
 GOLDEN = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "golden"
 FORMAT_VERSION = 1
-MODELS = {
-    "base": MobileViTModel,
-    "classification": MobileViTForImageClassification,
-    "segmentation": MobileViTForSemanticSegmentation,
-}
 # max |ours - reference| / max |reference| allowed, per dtype. A correct float32 port lands near 1e-6.
 TOLERANCE = {"float32": 2e-5, "float64": 1e-9}
 
@@ -47,13 +43,15 @@ class Case:
         assert checksum({"pixel_values": x}) == self.meta["input_sha256"], "seeded input drifted"
         return x
 
+    @property
+    def model_type(self) -> str:
+        return load_config(self.folder).model_type
+
     def model(self, dtype, **kwargs):
-        cls = MODELS[self.meta["head"]]
+        config = load_config(self.folder)
+        cls = model_class(config, self.meta["head"])
         if self.meta["weights_in_repo"]:
             return cls.from_pretrained(self.folder, dtype=dtype, **kwargs)
-        from mobilevit_np import MobileViTConfig
-
-        config = MobileViTConfig.from_pretrained(self.folder)
         state_dict = random_state_dict(config, self.meta["head"], self.meta["weights_seed"])
         assert checksum(state_dict) == self.meta["weights_sha256"], "seeded weights drifted from the fixture"
         return cls.from_config(config, state_dict, dtype=dtype, **kwargs)

@@ -7,7 +7,9 @@ Every picture is an output of the package's own code. Where the point is shapes 
 runs mobilevit-small's architecture on the cats test image with seeded random weights (no Apple
 checkpoint can be downloaded here). Where the point is what a network has learned (the shapes_*
 figures: attention, feature maps, top 5, segmentation), it runs the two small models trained on drawn
-shapes (examples/models/shapes-*, docs/shapes_models.md) on a test image of that data set. Tables sit between
+shapes (examples/models/shapes-*, docs/shapes_models.md) on a test image of that data set.
+attention_cost.png is a timing, measured on the machine that runs this: the committed one ran with
+OPENBLAS_NUM_THREADS=1 (one thread, so that other processes' load does not swamp small matrices). Tables sit between
 `<!-- generated:NAME -->` and `<!-- end:NAME -->` lines and are rewritten in place.
 """
 
@@ -22,11 +24,25 @@ from pathlib import Path
 import numpy as np
 import shapes  # tools/shapes.py: the shapes data set's generator (the true mask)
 
-from mobilevit_np import MobileViTConfig, MobileViTForImageClassification, MobileViTForSemanticSegmentation, viz
+from mobilevit_np import (
+    MobileViTConfig,
+    MobileViTForImageClassification,
+    MobileViTForSemanticSegmentation,
+    MobileViTV2Config,
+    MobileViTV2ForImageClassification,
+    viz,
+)
 from mobilevit_np.activations import get_activation
 from mobilevit_np.architecture import BATCH_NORM_EPS, parameter_shapes
 from mobilevit_np.image_processing import MobileViTImageProcessor, load_image
-from mobilevit_np.layers import batch_norm, conv2d, fold_batch_norm, im2col
+from mobilevit_np.layers import (
+    batch_norm,
+    conv2d,
+    fold_batch_norm,
+    im2col,
+    multi_head_attention,
+    separable_self_attention,
+)
 from mobilevit_np.model import conv_layer
 from mobilevit_np.palette import PASCAL_VOC_LABELS
 from mobilevit_np.random_weights import random_state_dict
@@ -110,6 +126,20 @@ def weights_table() -> str:
     return "\n".join(rows)
 
 
+def v2_sizes_table() -> str:
+    """Parameters and MACs of every MobileViTV2 width beside MobileViT's sizes, classifiers at 256x256."""
+    from mobilevit_np.presets import PRESET_NAMES, preset_config
+    from mobilevit_np.summary import architecture_summary
+
+    rows = ["| preset | generation | parameters | MACs at 256x256 |", "|---|---|---:|---:|"]
+    for name in PRESET_NAMES:
+        summary = architecture_summary(preset_config(name), "classification", 256)
+        generation = "MobileViTV2" if name.startswith("v2-") else "MobileViT"
+        params, macs = sum(r.params for r in summary), sum(r.macs for r in summary)
+        rows.append(f"| `{name}` | {generation} | {params / 1e6:.2f} M | {macs / 1e9:.2f} G |")
+    return "\n".join(rows)
+
+
 def generated_tables() -> dict[str, tuple[str, str]]:
     """{name: (docs file, table)} for every table the docs embed."""
     zeros = np.zeros((1, 3, 256, 256), dtype=np.float32)  # shapes do not depend on pixel values
@@ -117,6 +147,7 @@ def generated_tables() -> dict[str, tuple[str, str]]:
         "architecture-trace": ("architecture.md", architecture_table(zeros)),
         "output-stride": ("aspp_and_output_stride.md", output_stride_table()),
         "weights-summary": ("weights.md", weights_table()),
+        "v2-sizes": ("mobilevitv2.md", v2_sizes_table()),
     }
 
 
@@ -385,6 +416,74 @@ def fig_preprocessing():
     return fig
 
 
+def fig_v2_context_scores(pixel_values):
+    """Context scores of mobilevitv2-1.0 (random weights) in layer_3, layer_4 and layer_5, offset (0, 0)."""
+    config = MobileViTV2Config(num_labels=1000)
+    model = MobileViTV2ForImageClassification.from_config(config, random_state_dict(config, "classification", seed=0))
+    trace = model.trace(pixel_values)
+    scores = {
+        f"encoder.layer.{n}, layer 0": trace[f"encoder.layer.{n}.transformer.layer.0.context_scores"] for n in (2, 3, 4)
+    }
+    title = "MobileViTV2-1.0 context scores, pixel offset (0, 0) (RANDOM weights: the pattern is not learned)"
+    return viz.plot_context_scores(viz.image_from_pixel_values(pixel_values), scores, title=title)
+
+
+def attention_operands(n: int, width: int = 128, seed: int = 0):
+    """One sequence of n tokens of width d for both attentions, with random projections (float32).
+
+    v1: x (1, n, d), query/key/value linears, 4 heads. v2: x (1, d, 1, n), qkv and out 1x1 convs.
+    """
+    rng = np.random.RandomState(seed)
+    w = lambda *shape: rng.normal(0, width**-0.5, shape).astype(np.float32)  # noqa: E731
+    tokens = rng.normal(size=(1, n, width)).astype(np.float32)
+    v1 = {name: {"weight": w(width, width), "bias": w(width)} for name in ("query", "key", "value")}
+    v2 = {
+        "qkv_proj": {"convolution": {"weight": w(1 + 2 * width, width, 1, 1), "bias": w(1 + 2 * width)}},
+        "out_proj": {"convolution": {"weight": w(width, width, 1, 1), "bias": w(width)}},
+    }
+    return tokens, v1, np.ascontiguousarray(tokens.transpose(0, 2, 1)[:, :, None]), v2
+
+
+def best_time(function, repeats: int) -> float:
+    import time
+
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        function()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+PATCH_COUNTS = [16, 64, 256, 1024, 2048, 4096]  # mobilevit at 256x256: 256, 64, 16 patches per layer
+
+
+def fig_attention_cost():
+    """Measured time of one attention call, v1 (multi-head, 4 heads) vs v2 (separable), d = 128."""
+    v1_times, v2_times = [], []
+    for n in PATCH_COUNTS:
+        x1, p1, x2, p2 = attention_operands(n)
+        repeats = 3 if n >= 2048 else 10
+        v1_times.append(best_time(lambda x1=x1, p1=p1: multi_head_attention(x1, **p1, num_heads=4), repeats))
+        v2_times.append(best_time(lambda x2=x2, p2=p2: separable_self_attention(x2, **p2), repeats))
+    fig = figure(7, 4.5)
+    ax = fig.subplots()
+    ax.loglog(PATCH_COUNTS, np.array(v1_times) * 1e3, "o-", label="v1 multi_head_attention (4 heads): N x N scores")
+    ax.loglog(PATCH_COUNTS, np.array(v2_times) * 1e3, "s-", label="v2 separable_self_attention: N scores")
+    for times in (v1_times, v2_times):
+        ax.annotate(f"{times[-1] * 1e3:.1f} ms", (PATCH_COUNTS[-1], times[-1] * 1e3), textcoords="offset points",
+                    xytext=(-10, 8), ha="right", fontsize=8)  # fmt: skip
+    ax.set_xlabel("number of patches N (tokens per sequence)")
+    ax.set_ylabel("time per call, ms (best of 3-10, float32, NumPy)")
+    ax.set_title("attention cost, width d = 128, one sequence (measured)")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    print("attention cost (ms): " + ", ".join(
+        f"N={n}: v1 {a * 1e3:.2f} v2 {b * 1e3:.2f}" for n, a, b in zip(PATCH_COUNTS, v1_times, v2_times, strict=True)
+    ))  # fmt: skip
+    return fig
+
+
 def make_figures() -> list[Path]:
     FIGURES.mkdir(parents=True, exist_ok=True)
     model = classifier()
@@ -408,6 +507,8 @@ def make_figures() -> list[Path]:
         "shapes_examples": fig_shapes_examples(),
         **fig_shapes_classifier(),
         "shapes_segmentation": fig_shapes_segmentation(),
+        "v2_context_scores": fig_v2_context_scores(pixel_values),
+        "attention_cost": fig_attention_cost(),
     }
     written = []
     for name, fig in figures.items():

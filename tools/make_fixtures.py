@@ -24,8 +24,8 @@ import numpy as np
 from golden import FORMAT_VERSION, GOLDEN
 from reference import reference_outputs, transformers_model
 
-from mobilevit_np import MobileViTConfig
-from mobilevit_np.presets import HEAD_SETTINGS, PRESETS, TINY
+from mobilevit_np.config_v2 import CONFIG_CLASSES
+from mobilevit_np.presets import HEAD_SETTINGS, PRESETS, TINY, V2_SEGMENTER
 from mobilevit_np.random_weights import checksum, random_pixel_values, random_state_dict
 
 SAMPLE = 1024  # values kept of an output larger than FULL_LIMIT
@@ -33,6 +33,8 @@ FULL_LIMIT = 2048
 
 SMALL, X_SMALL, XX_SMALL = PRESETS["small"], PRESETS["x-small"], PRESETS["xx-small"]
 SEGMENTER = HEAD_SETTINGS["segmentation"]
+V2 = {"model_type": "mobilevitv2"}  # MobileViTV2 cases: the config class follows model_type
+V2_TINY = {**V2, "width_multiplier": 0.25, "base_attn_unit_dims": [64, 96, 128], "n_attn_blocks": [1, 2, 1]}
 
 # name: (head, config overrides, input (batch, height, width), keep weights in the repo)
 CASES = {
@@ -56,6 +58,39 @@ CASES = {
         "segmentation",
         {**SEGMENTER, **TINY, "output_stride": 8, "hidden_act": "relu6", "conv_kernel_size": 5, "qkv_bias": False},
         (2, 64, 72),
+        True,
+    ),
+    "v2-0.5-cls": ("classification", {**V2, "width_multiplier": 0.5, "num_labels": 1000}, (1, 256, 256), False),
+    "v2-1.0-cls": ("classification", {**V2, "num_labels": 1000}, (1, 256, 256), False),
+    "v2-2.0-cls-224x160": ("classification", {**V2, "width_multiplier": 2.0, "num_labels": 1000}, (1, 224, 160), False),
+    "v2-1.5-seg-os16": ("segmentation", {**V2, **V2_SEGMENTER, "width_multiplier": 1.5}, (1, 256, 256), False),
+    "v2-1.0-seg-os16-512": ("segmentation", {**V2, **V2_SEGMENTER}, (1, 512, 512), False),
+    "v2-0.5-seg-os8-odd-batch2": (
+        "segmentation",
+        {**V2, **V2_SEGMENTER, "width_multiplier": 0.5, "output_stride": 8},
+        (2, 161, 203),
+        False,
+    ),
+    "v2-0.75-odd-batch3": ("classification", {**V2, "width_multiplier": 0.75, "num_labels": 10}, (3, 97, 131), False),
+    "v2-0.5-base-patch1-gelu": (
+        "base",
+        {**V2, "width_multiplier": 0.5, "patch_size": 1, "hidden_act": "gelu"},
+        (2, 64, 80),
+        False,
+    ),
+    "v2-tiny-seg-os8-patch3-k5": (
+        "segmentation",
+        {
+            **V2_TINY,
+            **V2_SEGMENTER,
+            "output_stride": 8,
+            "patch_size": 3,
+            "conv_kernel_size": 5,
+            "aspp_out_channels": 16,
+            "hidden_act": "relu6",
+            "num_labels": 5,
+        },
+        (2, 70, 90),
         True,
     ),
 }
@@ -95,7 +130,7 @@ def make_case(name: str) -> None:
     import transformers
 
     head, overrides, input_shape, keep_weights = CASES[name]
-    config = MobileViTConfig(**overrides)
+    config = CONFIG_CLASSES[overrides.get("model_type", "mobilevit")](**overrides)
     seed = case_seed(name)
     state_dict = random_state_dict(config, head, seed)
     pixel_values = random_pixel_values((input_shape[0], config.num_channels, *input_shape[1:]), seed + 1)

@@ -7,21 +7,22 @@ from __future__ import annotations
 
 import numpy as np
 
-from mobilevit_np import MobileViTConfig
+from mobilevit_np.config import LabelledConfig
 
 OUTPUT_FIELDS = ("logits", "last_hidden_state", "pooler_output")  # besides hidden_states
 
 
-def transformers_model(head: str, config: MobileViTConfig, state_dict: dict[str, np.ndarray]):
-    """transformers' model for `head`, in eval mode, holding exactly `state_dict`."""
+def transformers_model(head: str, config: LabelledConfig, state_dict: dict[str, np.ndarray]):
+    """transformers' model (MobileViT or MobileViTV2) for `head`, in eval mode, holding exactly `state_dict`."""
     import torch
     import transformers
 
-    tconfig = transformers.MobileViTConfig(**config.to_dict())
+    generation = "MobileViTV2" if config.model_type == "mobilevitv2" else "MobileViT"
+    tconfig = getattr(transformers, f"{generation}Config")(**config.to_dict())
     cls = {
-        "base": transformers.MobileViTModel,
-        "classification": transformers.MobileViTForImageClassification,
-        "segmentation": transformers.MobileViTForSemanticSegmentation,
+        "base": getattr(transformers, f"{generation}Model"),
+        "classification": getattr(transformers, f"{generation}ForImageClassification"),
+        "segmentation": getattr(transformers, f"{generation}ForSemanticSegmentation"),
     }[head]
     model = cls(tconfig).eval()
     result = model.load_state_dict({k: torch.from_numpy(v) for k, v in state_dict.items()}, strict=False)

@@ -19,7 +19,6 @@ from mobilevit_np.config import MobileViTConfig
 SAFETENSORS_FILE = "model.safetensors"
 SAFETENSORS_INDEX = "model.safetensors.index.json"
 PYTORCH_FILE = "pytorch_model.bin"
-BACKBONE_PREFIX = "mobilevit."
 HEAD_PREFIXES = ("classifier.", "segmentation_head.")
 EXPANSION_PREFIX = "conv_1x1_exp."  # MobileViTModel's 1x1 expansion, absent with expand_output=False
 
@@ -87,19 +86,23 @@ def _read_weight_map(index_file: str) -> dict[str, str]:
     return weight_map
 
 
-def select_for_head(tensors: dict[str, np.ndarray], head: str, expand_output: bool = True) -> dict[str, np.ndarray]:
+def select_for_head(
+    tensors: dict[str, np.ndarray], head: str, expand_output: bool = True, backbone: str = "mobilevit"
+) -> dict[str, np.ndarray]:
     """Rename a checkpoint's tensors to what `head` expects, as transformers does.
 
     A bare MobileViTModel takes the backbone of a classifier or segmenter checkpoint:
-    the `mobilevit.` prefix is dropped and the head's own weights set aside, and so is
-    the classifier's conv_1x1_exp when the model is built with expand_output=False.
+    the `mobilevit.` prefix (`backbone`.: "mobilevitv2." for MobileViTV2) is dropped and
+    the head's own weights set aside, and so is the classifier's conv_1x1_exp when the
+    model is built with expand_output=False.
     """
-    if head != "base" or not any(k.startswith(BACKBONE_PREFIX) for k in tensors):
+    prefix = backbone + "."
+    if head != "base" or not any(k.startswith(prefix) for k in tensors):
         return tensors
     selected = {}
     for name, value in tensors.items():
-        if name.startswith(BACKBONE_PREFIX):
-            name = name[len(BACKBONE_PREFIX) :]
+        if name.startswith(prefix):
+            name = name[len(prefix) :]
             if expand_output or not name.startswith(EXPANSION_PREFIX):
                 selected[name] = value
         elif not name.startswith(HEAD_PREFIXES):
@@ -138,6 +141,7 @@ def prepare_state_dict(
     dtype: np.dtype,
     source: str,
     copy: bool = False,
+    backbone: str = "mobilevit",
 ) -> dict[str, np.ndarray]:
     """Check `tensors` against the expected shapes and cast them to `dtype`.
 
@@ -145,7 +149,7 @@ def prepare_state_dict(
     state_dict (a cast alone returns the caller's own array when no conversion is needed).
     """
     expand_output = any(name.startswith(EXPANSION_PREFIX) for name in expected)  # only a base model can lack it
-    tensors = select_for_head(tensors, head, expand_output)
+    tensors = select_for_head(tensors, head, expand_output, backbone)
     check_state_dict(tensors, expected, source)
     if copy:  # np.array copies by default (NumPy 1 and 2)
         return {name: np.array(tensors[name], dtype=dtype, order="C") for name in expected}
