@@ -14,7 +14,7 @@ import os
 
 import numpy as np
 
-COLORS = {"numpy": "#8c8c8c", "numba": "#d95f02", "torch": "#1b9e77", "onnxruntime": "#7570b3"}
+COLORS = {"numpy": "#8c8c8c", "numba": "#d95f02", "torch": "#1b9e77", "onnxruntime": "#7570b3", "openvino": "#e7298a"}
 DEFAULT_OUT = os.path.join(os.path.dirname(__file__), "..", "docs", "performance.png")
 
 
