@@ -172,13 +172,11 @@ class Buffers:
 
     def __init__(self) -> None:
         self.free: dict[tuple, list[np.ndarray]] = {}
-        self.total = 0
 
     def take(self, shape: tuple[int, ...]) -> np.ndarray:
         pool = self.free.get(shape)
         if pool:
             return pool.pop()
-        self.total += math.prod(shape) * 4
         return np.zeros(shape, np.float32)
 
     def give(self, *maps: Map) -> None:

@@ -257,10 +257,11 @@ class _PreTrained:
         engine when the backend has one for this model (not while tracing: the trace records
         the reference's steps), else the reference functions of model.py."""
         x = self._check_input(pixel_values)
-        if self._engine is None and not tracing_active():
-            self._engine = make_engine(self)
-        if self._engine and not tracing_active():
-            return self._engine(x, hidden_states, attentions)
+        if not tracing_active():
+            if self._engine is None:
+                self._engine = make_engine(self)  # False when this model runs the reference
+            if self._engine:
+                return self._engine(x, hidden_states, attentions)
         result = backbone(x, self._backbone_params, self.config)
         return {"hidden_states": result.hidden_states, "attentions": result.attentions, **self._head(result)}
 
