@@ -28,11 +28,11 @@ from numba import prange
 
 from mobilevit_np.kernels.activation import fast_exp
 from mobilevit_np.kernels.conv import BLOCKS, ROWS, gemm
-from mobilevit_np.kernels.runtime.jit import helper, kernel
+from mobilevit_np.kernels.runtime.jit import helper, inlined, kernel
 from mobilevit_np.kernels.simd import LANES, row_exp_sum, row_max
 
 
-@helper
+@inlined
 def _softmax_row(scores, row, length):
     """In place: scores[row, :length] = exp(s - max); returns 1 / sum (the caller normalizes).
 

@@ -27,7 +27,7 @@ import numpy as np
 from numba import prange
 
 from mobilevit_np.kernels.activation import RELU, SILU
-from mobilevit_np.kernels.runtime.jit import helper, kernel
+from mobilevit_np.kernels.runtime.jit import inlined, kernel
 from mobilevit_np.kernels.simd import LANES, gemm_tile, tile_shape
 from mobilevit_np.kernels.simd import RELU as RELU_FLAG
 from mobilevit_np.kernels.simd import SILU as SILU_FLAG
@@ -35,7 +35,7 @@ from mobilevit_np.kernels.simd import SILU as SILU_FLAG
 ROWS, BLOCKS = tile_shape()
 
 
-@helper
+@inlined
 def gemm(rows, blocks, args):
     """gemm_tile(rows, blocks, args) for 1 <= rows <= ROWS, 1 <= blocks <= BLOCKS chosen at run time."""
     if blocks == 4:
@@ -140,7 +140,7 @@ def conv2d_tiles(
     groups = (out_blocks + BLOCKS - 1) // BLOCKS
     flags |= activation_flag(act)
     for job in prange(groups * batch * out_h):
-        g, by = job // (batch * out_h), job % (batch * out_h)
+        g, by = job % groups, job // groups
         b, y = by // out_h, by % out_h
         blocks = min(BLOCKS, out_blocks - g * BLOCKS)
         a_taps = np.empty(num_taps, np.int64)
@@ -181,13 +181,13 @@ def conv2d_tiles(
             gemm(rows, blocks, args)
 
 
-@helper
+@inlined
 def activation_flag(act):
     """The simd flag that applies activation code `act` (activation.SILU / RELU) in the tile's registers."""
     return SILU_FLAG if act == SILU else RELU_FLAG if act == RELU else 0
 
 
-@helper
+@inlined
 def _tile_taps(taps, y_in, in_h, x_first, x_last, in_w, x_sy, pixel, k, a_taps, b_taps):
     """Fill a_taps / b_taps with the input and weight offsets of the taps this tile needs; return their count.
 

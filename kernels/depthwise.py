@@ -15,13 +15,13 @@ import numpy as np
 from numba import prange
 
 from mobilevit_np.kernels.conv import activation_flag
-from mobilevit_np.kernels.runtime.jit import helper, kernel
+from mobilevit_np.kernels.runtime.jit import inlined, kernel
 from mobilevit_np.kernels.simd import LANES, depthwise_rows, depthwise_tile
 
 DW_ROWS = depthwise_rows()
 
 
-@helper
+@inlined
 def _tile(rows, args):
     """depthwise_tile(rows, args) for 1 <= rows <= DW_ROWS chosen at run time."""
     if rows == 8:

@@ -121,7 +121,7 @@ def pack_qkv(attention: dict, width: int, num_heads: int) -> Conv:
     seg = pack.num_blocks(width) * LANES
     dtype = attention["query"]["weight"].dtype
     weight = np.zeros((3 * seg, width), dtype)
-    bias = np.zeros(3 * seg, dtype)
+    bias = pack.aligned_zeros((3 * seg,), dtype)
     scale = dtype.type(1 / math.sqrt(width // num_heads))
     for i, name in enumerate(("query", "key", "value")):
         factor = scale if name == "query" else dtype.type(1)
@@ -177,7 +177,7 @@ class Buffers:
         pool = self.free.get(shape)
         if pool:
             return pool.pop()
-        return np.zeros(shape, np.float32)
+        return pack.aligned_zeros(shape)
 
     def give(self, *maps: Map) -> None:
         for m in maps:
@@ -714,7 +714,7 @@ class Engine:
         pooled = self._pool(plan, x)
         branch = self._conv(plan, pooled, self.aspp_pool, activation=relu)
         image_bias = self._conv(plan, branch, self.aspp_pooled_part)  # (1, AB, 1, B, 16): W[:, 4A:] b4 + bias
-        bias = np.zeros((plan.batch, pack.num_blocks(width) * LANES), np.float32)
+        bias = pack.aligned_zeros((plan.batch, pack.num_blocks(width) * LANES))
         plan.add(_image_bias, image_bias.interior(), bias)
         projected = self._conv(plan, branches, self.aspp_project, activation=relu, image_bias=bias)
         plan.buffers.give(branches, pooled, branch, image_bias)
