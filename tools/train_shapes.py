@@ -42,8 +42,8 @@ ARCHITECTURE = dict(
 )
 # Per task: optimisation steps, batch size, peak learning rate, validation images, evaluation interval.
 RECIPES = {
-    "classification": dict(steps=1000, batch=24, lr=2e-3),
-    "segmentation": dict(steps=800, batch=12, lr=2e-3),
+    "classification": dict(steps=5000, batch=24, lr=2e-3),
+    "segmentation": dict(steps=3000, batch=12, lr=2e-3),
 }
 VALIDATION = 128
 EVAL_EVERY = 100
@@ -92,8 +92,14 @@ def confusion_iou(predicted: np.ndarray, masks: np.ndarray) -> tuple[np.ndarray,
     return (p & m).sum(axis=(1, 2, 3)), (p | m).sum(axis=(1, 2, 3))
 
 
-def train(task: str, steps: int, batch_size: int, lr: float) -> tuple[torch.nn.Module, list]:
-    """Train one model from scratch; returns it and its curve [(step, training loss, validation score, seconds)]."""
+def train(
+    task: str, steps: int, batch_size: int, lr: float, backbone: torch.nn.Module | None = None
+) -> tuple[torch.nn.Module, list]:
+    """Train one model; returns it and its curve [(step, training loss, validation score, seconds)].
+
+    backbone: a trained MobileViTModel whose weights start this model's (the segmenter starts from the classifier's,
+    as DeepLabV3 starts from an ImageNet classifier); None trains from scratch.
+    """
     torch.manual_seed(0)
     cls = MobileViTForImageClassification if task == "classification" else MobileViTForSemanticSegmentation
     model = cls(config(task))
@@ -102,6 +108,10 @@ def train(task: str, steps: int, batch_size: int, lr: float) -> tuple[torch.nn.M
     for module in model.modules():
         if hasattr(module, "reset_parameters"):
             module.reset_parameters()
+    if backbone is not None:
+        # The segmenter's backbone has no conv_1x1_exp (expand_output=False): the classifier's is left out.
+        missing, unexpected = model.mobilevit.load_state_dict(backbone.state_dict(), strict=False)
+        assert not missing and all(name.startswith("conv_1x1_exp.") for name in unexpected), (missing, unexpected)
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=steps, pct_start=0.1)
     curve, losses, began = [], [], time.time()
@@ -167,11 +177,17 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)
     folders = {"classification": args.out / "shapes-classifier", "segmentation": args.out / "shapes-segmenter"}
     smoke = args.steps is not None
+    classifier = None
     for task, recipe in RECIPES.items():
         recipe = dict(recipe, steps=args.steps or recipe["steps"])
         if args.only and task != args.only:
             continue
-        model, curve = train(task, recipe["steps"], recipe["batch"], recipe["lr"])
+        if task == "segmentation" and classifier is None:  # --only segmentation: the classifier on disk
+            classifier = MobileViTForImageClassification.from_pretrained(folders["classification"])
+        backbone = None if task == "classification" else classifier.mobilevit
+        model, curve = train(task, recipe["steps"], recipe["batch"], recipe["lr"], backbone)
+        if task == "classification":
+            classifier = model
         test_score = scores(task, model, "test", 2 * recipe["batch"] if smoke else TEST)
         print(f"{task}: test {'accuracy' if task == 'classification' else 'mIoU'} {test_score:.4f}", flush=True)
         save(task, model, curve, folders[task], test_score, recipe)
