@@ -55,12 +55,19 @@ def _softmax_row(scores, row, length):
 
 @helper
 def _gather_keys_values(qkv, n, first, head_dim, seg_blocks, length, kt, vh):
-    """kt[j // 16, c, j % 16] = K[n, first + c, j];  vh[c // 16, j, c % 16] = V[n, first + c, j]."""
-    for j in range(length):
-        for c in range(head_dim):
-            ch = first + c
-            kt[j // LANES, c, j % LANES] = qkv[n, seg_blocks + ch // LANES, 0, j, ch % LANES]
-            vh[c // LANES, j, c % LANES] = qkv[n, 2 * seg_blocks + ch // LANES, 0, j, ch % LANES]
+    """kt[j // 16, c, j % 16] = K[n, first + c, j];  vh[c // 16, j, c % 16] = V[n, first + c, j].
+
+    Channel by channel: a channel's block and lane are worked out once, and the token loops are
+    plain strided copies.
+    """
+    for c in range(head_dim):
+        ch = first + c
+        keys = qkv[n, seg_blocks + ch // LANES, 0, :, ch % LANES]  # (L,), every 16th value
+        values = qkv[n, 2 * seg_blocks + ch // LANES, 0, :, ch % LANES]
+        to_keys, to_values = kt[:, c, :], vh[c // LANES, :, c % LANES]  # (LB, 16), (L,)
+        for j in range(length):
+            to_keys[j // LANES, j % LANES] = keys[j]
+            to_values[j] = values[j]
 
 
 @kernel
@@ -74,6 +81,7 @@ def attention_heads(qkv, num_heads, head_dim, seg_blocks, ctx, probs, want_probs
     key_blocks = (length + LANES - 1) // LANES
     q_sb, scb = qkv.shape[1] * length * LANES, length * LANES
     c_sb, c_scb = ctx.shape[1] * length * LANES, length * LANES
+    flat_ctx = ctx.reshape(-1)
     for job in prange(n_seq * num_heads):
         n, h = job // num_heads, job % num_heads
         kt = np.zeros((key_blocks, head_dim, LANES), qkv.dtype)
@@ -144,6 +152,8 @@ def attention_heads(qkv, num_heads, head_dim, seg_blocks, ctx, probs, want_probs
                     0,
                 )
                 gemm(rows, min(BLOCKS, head_blocks - cb), operands)
-            for r in range(rows):
+            for r in range(rows):  # flat indices: a sliced ctx[...] *= s made a temporary array per row and block
                 for b in range(head_blocks):
-                    ctx[n, h * head_blocks + b, 0, i0 + r, :] *= inverse[r]
+                    base = n * c_sb + (h * head_blocks + b) * c_scb + (i0 + r) * LANES
+                    for lane in range(LANES):
+                        flat_ctx[base + lane] *= inverse[r]
