@@ -15,7 +15,10 @@ x * 1.2e-38 where the reference returns -0.0, and SiLU(-inf) is -inf where the r
 gives NaN.
 
 The convolution tiles apply SiLU (MobileViT's activation) and ReLU (ASPP's) in registers,
-with the same polynomial as vector code (simd._Vectors.exp); the engine applies any other
+with the same polynomial as vector code (simd._Vectors.exp). Compiled for AVX-512, that
+vector exp makes 2^k with vscalefps instead of from its bits and clamps only below -104:
+it gives 0, denormals and inf where np.exp does, so there SiLU also matches the reference
+below -88.7 (-0.0) and at -inf (NaN). The engine applies any other
 activation of activations.py (GELU, Mish, ...) as the reference function itself, in place
 on the kernel's output (engine.py).
 """

@@ -78,16 +78,22 @@ def _target_has_avx512() -> bool:
     return bool(binding.get_host_cpu_features().get("avx512f", False))
 
 
+def _float32_avx512() -> bool:
+    """Whether the vector code may use AVX-512 instructions (a 16-float vector is one zmm register)."""
+    return platform.machine().lower() in ("x86_64", "amd64") and _target_has_avx512()
+
+
 def tile_shape() -> tuple[int, int]:
     """(ROWS, BLOCKS) of gemm_tile for the compile target (see the module docstring)."""
-    if platform.machine().lower() in ("x86_64", "amd64") and _target_has_avx512():
-        return 6, 4
-    return 6, 1
+    return (6, 4) if _float32_avx512() else (6, 1)
 
 
 def depthwise_rows() -> int:
     """ROWS of depthwise_tile: 8 accumulators with AVX-512's 32 registers, 4 where vectors take 2-4 registers."""
     return 8 if tile_shape()[1] > 1 else 4
+
+
+_AVX512 = _float32_avx512()  # the compile target's, once per process (numba caches code per CPU kind)
 
 
 # ----------------------------------------------------------------- IR helpers
@@ -153,25 +159,52 @@ class _Vectors:
             self.builder.module, fnty, f"llvm.{name}.v{LANES}{self.scalar.intrinsic_name}"
         )
 
+    def at_least(self, x, low: float):
+        """x > low ? x : low (NaN -> low): one vmaxps; llvm.maxnum's NaN rule costs a compare and a blend more."""
+        return self.builder.select(self.builder.fcmp_ordered(">", x, self.splat(low)), x, self.splat(low))
+
+    def at_most(self, x, high: float):
+        """x < high ? x : high (NaN -> high): one vminps."""
+        return self.builder.select(self.builder.fcmp_ordered("<", x, self.splat(high)), x, self.splat(high))
+
     def exp(self, x, keep_nan: bool = True):
         """e^x, lane by lane: activation.fast_exp (Cephes expf) as vector code. Twin: np.exp.
 
-        Written with explicit fused multiply-adds (the IR builder's fmul + fadd stay two instructions):
-        18 vector operations, which is what a SiLU costs on top of a cheap layer. keep_nan=False leaves
-        out the NaN select, for callers whose result carries x's NaN anyway (SiLU multiplies by x)."""
+        x = k ln2 + r, e^x = 2^k P(r); written with explicit fused multiply-adds (the IR builder's
+        fmul + fadd stay two instructions), as a SiLU costs as much as a cheap layer's arithmetic.
+        With AVX-512, vscalefps makes 2^k P(r) in one instruction, overflowing to inf and
+        underflowing to 0 as e^x does, so only one clamp is left: 14 operations instead of 20,
+        measured 3 ns instead of 6 per 16-value SiLU. Elsewhere 2^k is built from its IEEE-754 bits,
+        which needs x clamped to [-87.34, 88] (activation.py says what that changes at the ends).
+        keep_nan=False leaves out the NaN select, for callers whose result carries x's NaN anyway.
+        """
         b = self.builder
         given = x
-        x = b.call(self._intrinsic("maxnum", 2), [x, self.splat(-87.33654)])
-        x = b.call(self._intrinsic("minnum", 2), [x, self.splat(88.0)])
-        k = b.call(self._intrinsic("floor", 1), [self.fma(x, self.splat(1.4426950408889634), self.splat(0.5))])
+        if _AVX512:
+            x = self.at_least(x, -104.0)  # e^-104 is 0 in float32
+            k = b.call(self._intrinsic("roundeven", 1), [b.fmul(x, self.splat(1.4426950408889634))])
+        else:
+            x = self.at_most(self.at_least(x, -87.33654), 88.0)
+            k = b.call(self._intrinsic("floor", 1), [self.fma(x, self.splat(1.4426950408889634), self.splat(0.5))])
         r = self.fma(k, self.splat(2.12194440e-4), self.fma(k, self.splat(-0.693359375), x))  # x - k ln2, two parts
         p = self.splat(1.9875691500e-4)
         for c in (1.3981999507e-3, 8.3334519073e-3, 4.1665795894e-2, 1.6666665459e-1, 5.0000001201e-1):
             p = self.fma(p, r, self.splat(c))
         p = b.fadd(self.fma(b.fmul(p, r), r, r), self.splat(1.0))  # e^r
-        ints = ir.VectorType(ir.IntType(32), LANES)
-        exponent = b.shl(b.add(b.fptosi(k, ints), ir.Constant(ints, [127] * LANES)), ir.Constant(ints, [23] * LANES))
-        result = b.fmul(p, b.bitcast(exponent, self.vector))  # e^r * 2^k
+        if _AVX512:
+            i16, i32 = ir.IntType(16), ir.IntType(32)
+            scalef = cgutils.get_or_insert_function(
+                b.module,
+                ir.FunctionType(self.vector, [self.vector] * 3 + [i16, i32]),
+                "llvm.x86.avx512.mask.scalef.ps.512",
+            )  # (a, b, passthrough, lane mask, rounding: 4 = current mode)
+            result = b.call(scalef, [p, k, self._undef, ir.Constant(i16, -1), ir.Constant(i32, 4)])
+        else:
+            ints = ir.VectorType(ir.IntType(32), LANES)
+            exponent = b.shl(
+                b.add(b.fptosi(k, ints), ir.Constant(ints, [127] * LANES)), ir.Constant(ints, [23] * LANES)
+            )
+            result = b.fmul(p, b.bitcast(exponent, self.vector))  # e^r * 2^k
         if not keep_nan:
             return result
         return b.select(b.fcmp_unordered("uno", given, given), given, result)  # NaN stays NaN
