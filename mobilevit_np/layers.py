@@ -18,18 +18,17 @@ def conv_output_size(size: int, kernel: int, stride: int, padding: int, dilation
     return (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
 
 
-def im2col(x: np.ndarray, kernel: int, stride: int, padding: int, dilation: int) -> np.ndarray:
-    """Gather every kernel window of a zero-padded map into one column.
+def kernel_windows(x: np.ndarray, kernel: int, stride: int, padding: int, dilation: int) -> list[np.ndarray]:
+    """The k*k views of the zero-padded map that a kxk kernel's taps read.
 
-    x (B, C, H, W) -> cols (B, C, k*k, Ho, Wo), where
-        cols[b, c, i*k + j, y, x] = padded[b, c, y*stride + i*dilation, x*stride + j*dilation]
-    so that a convolution becomes one matrix product over the (C, k*k) axis.
+    x (B, C, H, W) -> [window_t for t = i*k + j], each (B, C, Ho, Wo), where
+        window_t[b, c, y, x] = padded[b, c, y*stride + i*dilation, x*stride + j*dilation]
     """
     _, _, height, width = x.shape
     out_h = conv_output_size(height, kernel, stride, padding, dilation)
     out_w = conv_output_size(width, kernel, stride, padding, dilation)
     padded = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
-    windows = [
+    return [
         padded[
             :,
             :,
@@ -38,8 +37,44 @@ def im2col(x: np.ndarray, kernel: int, stride: int, padding: int, dilation: int)
         ]
         for i in range(kernel)
         for j in range(kernel)
-    ]  # k*k views, each (B, C, Ho, Wo)
-    return np.stack(windows, axis=2)
+    ]
+
+
+def im2col(x: np.ndarray, kernel: int, stride: int, padding: int, dilation: int) -> np.ndarray:
+    """Gather every kernel window of a zero-padded map into one column.
+
+    x (B, C, H, W) -> cols (B, C, k*k, Ho, Wo), cols[:, :, t] = kernel_windows(...)[t],
+    so that a convolution becomes one matrix product over the (C, k*k) axis.
+    """
+    return np.stack(kernel_windows(x, kernel, stride, padding, dilation), axis=2)
+
+
+def depthwise_conv2d(
+    x: np.ndarray,
+    weight: np.ndarray,
+    bias: np.ndarray | None = None,
+    stride: int = 1,
+    padding: int = 0,
+    dilation: int = 1,
+) -> np.ndarray:
+    """A depthwise convolution (groups = channels): each channel filtered alone.
+
+    x (B, C, H, W), weight (C, 1, k, k), bias (C,) -> (B, C, Ho, Wo)
+
+    out[b, c] = bias[c] + sum_t weight[c, 0, t] * window_t[b, c]: a weighted sum of the k*k shifted
+    windows, one multiply-add over the map per tap. (As one matrix product per channel, after im2col,
+    it first writes a k*k times larger copy of the map: 2x slower at stride 1, see conv2d.)
+    """
+    channels, _, kernel, _ = weight.shape
+    taps = weight.reshape(channels, kernel * kernel)[:, :, None, None]  # (C, k*k, 1, 1)
+    windows = kernel_windows(x, kernel, stride, padding, dilation)
+    out = windows[0] * taps[:, 0]
+    product = np.empty_like(out)
+    for t in range(1, kernel * kernel):
+        out += np.multiply(windows[t], taps[:, t], out=product)  # in place: no new map per tap
+    if bias is not None:
+        out += bias[:, None, None]
+    return out
 
 
 def conv2d(
@@ -62,6 +97,10 @@ def conv2d(
     """
     batch, channels, _, _ = x.shape
     out_channels, group_channels, kernel, _ = weight.shape
+    if groups == channels == out_channels and kernel > 1 and stride == 1:
+        # Strided, the windows are strided views that NumPy walks slowly: im2col's copy + matmul is faster
+        # there (a 3x3 over 128 channels at 128x128, stride 2: 6.9 ms against 8.3; stride 1: 35.6 against 17.7).
+        return depthwise_conv2d(x, weight, bias, stride, padding, dilation)
     if kernel == 1 and stride == 1 and padding == 0:
         out_h, out_w = x.shape[2:]
         cols = x.reshape(batch, groups, group_channels, out_h * out_w)  # (B, G, C/G, HW)
