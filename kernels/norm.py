@@ -11,40 +11,24 @@ from __future__ import annotations
 import numpy as np
 from numba import prange
 
-from mobilevit_np.kernels.runtime.jit import helper, kernel
-from mobilevit_np.kernels.simd import LANES
+from mobilevit_np.kernels.runtime.jit import inlined, kernel
+from mobilevit_np.kernels.simd import LANES, token_affine, token_sum
 
 TOKENS_PER_JOB = 16
 
 
-@helper
-def _normalize_token(x, base, scb, blocks, mask, weight, bias, eps, inv_width, out, lanes):
+@inlined
+def _normalize_token(x, base, scb, blocks, mask, weight, bias, eps, inv_width, out):
     """out = (x - mean) / sqrt(var + eps) * weight + bias over the real channels of one token.
 
-    x, out: flat maps; the token's channel block b is the 16 values at base + b * scb.
-    Sums run lane by lane into `lanes` (16 scratch values), added up once at the end: a
-    scalar running sum would make every add wait for the one before it.
+    x, out: flat maps; the token's channel block b is the 16 values at base + b * scb. Two passes
+    for the statistics, as the reference (the mean first, then the centred squares), and a third
+    for the result, each 16 lanes at a time (simd.token_sum / token_affine).
     """
-    lanes[:] = 0
-    for b in range(blocks):
-        block = x[base + b * scb : base + b * scb + LANES]
-        for i in range(LANES):
-            lanes[i] += block[i]
-    mean = lanes.sum() * inv_width
-    lanes[:] = 0
-    for b in range(blocks):
-        block = x[base + b * scb : base + b * scb + LANES]
-        real = mask[b * LANES : b * LANES + LANES]
-        for i in range(LANES):
-            d = (block[i] - mean) * real[i]
-            lanes[i] += d * d
-    inv = 1 / np.sqrt(lanes.sum() * inv_width + eps)
-    for b in range(blocks):
-        block = x[base + b * scb : base + b * scb + LANES]
-        w, c = weight[b * LANES : b * LANES + LANES], bias[b * LANES : b * LANES + LANES]
-        target = out[base + b * scb : base + b * scb + LANES]
-        for i in range(LANES):
-            target[i] = (block[i] - mean) * inv * w[i] + c[i]
+    zero = x[0] * 0  # in x's dtype (a literal 1 / ... would be float64)
+    mean = token_sum(x, base, scb, blocks, mask, zero, 0) * inv_width
+    variance = token_sum(x, base, scb, blocks, mask, mean, 1) * inv_width
+    token_affine(x, base, scb, blocks, mean, (zero + 1) / np.sqrt(variance + eps), weight, bias, out)
 
 
 @kernel
@@ -59,10 +43,9 @@ def layer_norm_tokens(x, mask, weight, bias, eps, inv_width, out):
     scb = length * LANES
     for job in prange(n_seq * chunks):
         n, first = job // chunks, job % chunks * TOKENS_PER_JOB
-        lanes = np.empty(LANES, x.dtype)
         for t in range(first, min(first + TOKENS_PER_JOB, length)):
             base = n * blocks * scb + t * LANES
-            _normalize_token(flat_x, base, scb, blocks, mask, weight, bias, eps, inv_width, flat_out, lanes)
+            _normalize_token(flat_x, base, scb, blocks, mask, weight, bias, eps, inv_width, flat_out)
 
 
 @kernel

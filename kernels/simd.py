@@ -428,6 +428,65 @@ def _row_exp_sum(typingctx, array, start, blocks, shift):
     return array.dtype(array, start, blocks, shift), codegen
 
 
+# ------------------------------------------------------- layer norm of a token
+# A token of a blocked token map has its channels in 16-lane pieces `stride` elements apart.
+
+
+def _splat_scalar(v: _Vectors, value):
+    one = v.builder.insert_element(v._undef, value, ir.Constant(ir.IntType(32), 0))
+    return v.builder.shuffle_vector(one, v._undef, v._zero_mask)
+
+
+@intrinsic
+def _token_sum(typingctx, array, base, stride, blocks, mask, centre, square):
+    """sum over the token's blocks of ((x - centre) * mask) (square=0) or of its square (square=1).
+
+    array.flat[base + b * stride + l] for b < blocks, l < 16; mask (blocks*16,) is 1 on real channels.
+    Twin: np.sum.
+    """
+    if not isinstance(array, types.Array) or _literal(square) is None:
+        return None
+    squared = _literal(square) == 1
+
+    def codegen(context, builder, sig, args):
+        array, base, stride, blocks, mask, centre, _ = args
+        v = _Vectors(context, builder, sig.args[0].dtype)
+        px = _data(context, builder, sig.args[0], array)
+        pm = _data(context, builder, sig.args[4], mask)
+        centres = _splat_scalar(v, context.cast(builder, centre, sig.args[5], sig.args[0].dtype))
+        total = cgutils.alloca_once_value(builder, v.zero())
+        with cgutils.for_range(builder, blocks) as block:
+            value = v.load(px, builder.add(base, builder.mul(block.index, stride)))
+            d = builder.fmul(builder.fsub(value, centres), v.load(pm, builder.mul(block.index, v.const(LANES))))
+            builder.store(v.fma(d, d, builder.load(total)) if squared else builder.fadd(builder.load(total), d), total)
+        return _reduce(v, "fadd", builder.load(total), ir.Constant(v.scalar, 0.0))
+
+    return array.dtype(array, base, stride, blocks, mask, centre, square), codegen
+
+
+@intrinsic
+def _token_affine(typingctx, x, base, stride, blocks, mean, inv, weight, bias, out):
+    """out.flat[base + b * stride + l] = (x.flat[same] - mean) * inv * weight[b*16 + l] + bias[b*16 + l]."""
+    if not isinstance(x, types.Array):
+        return None
+
+    def codegen(context, builder, sig, args):
+        x, base, stride, blocks, mean, inv, weight, bias, out = args
+        v = _Vectors(context, builder, sig.args[0].dtype)
+        px, pw, pb, po = (_data(context, builder, sig.args[i], args[i]) for i in (0, 6, 7, 8))
+        dtype = sig.args[0].dtype
+        means = _splat_scalar(v, context.cast(builder, mean, sig.args[4], dtype))
+        invs = _splat_scalar(v, context.cast(builder, inv, sig.args[5], dtype))
+        with cgutils.for_range(builder, blocks) as block:
+            at = builder.add(base, builder.mul(block.index, stride))
+            lanes = builder.mul(block.index, v.const(LANES))
+            scale = builder.fmul(invs, v.load(pw, lanes))
+            v.store(v.fma(builder.fsub(v.load(px, at), means), scale, v.load(pb, lanes)), po, at)
+        return context.get_dummy_value()
+
+    return types.void(x, base, stride, blocks, mean, inv, weight, bias, out), codegen
+
+
 # ------------------------------------- the same tiles in NumPy (NUMBA_DISABLE_JIT=1)
 # Intrinsics exist only inside compiled code; with the JIT off, kernels call these instead,
 # which index the same flat offsets (so the address arithmetic of every kernel is still tested).
@@ -506,7 +565,25 @@ def _python_row_exp_sum(array, start, blocks, shift):
     return values.sum(dtype=array.dtype)
 
 
+def _token_values(array, base, stride, blocks):
+    flat = array.reshape(-1)
+    return flat[base + np.arange(blocks)[:, None] * stride + _LANE].reshape(-1)  # (blocks*16,)
+
+
+def _python_token_sum(array, base, stride, blocks, mask, centre, square):
+    d = (_token_values(array, base, stride, blocks) - centre) * mask[: blocks * LANES]
+    return (d * d if square else d).sum(dtype=array.dtype)
+
+
+def _python_token_affine(x, base, stride, blocks, mean, inv, weight, bias, out):
+    n = blocks * LANES
+    values = (_token_values(x, base, stride, blocks) - mean) * (inv * weight[:n]) + bias[:n]
+    out.reshape(-1)[base + np.arange(blocks)[:, None] * stride + _LANE] = values.reshape(blocks, LANES)
+
+
 gemm_tile = _python_gemm_tile if config.DISABLE_JIT else _gemm_tile
 row_max = _python_row_max if config.DISABLE_JIT else _row_max
 row_exp_sum = _python_row_exp_sum if config.DISABLE_JIT else _row_exp_sum
 depthwise_tile = _python_depthwise_tile if config.DISABLE_JIT else _depthwise_tile
+token_sum = _python_token_sum if config.DISABLE_JIT else _token_sum
+token_affine = _python_token_affine if config.DISABLE_JIT else _token_affine
