@@ -386,7 +386,7 @@ def machine_info(threads: int) -> dict:
             cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
     info = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "cpu": f"{cpu}, {os.cpu_count()} cores"}
     info["python"] = platform.python_version()
-    for package in ("numpy", "numba", "torch", "transformers", "onnxruntime"):
+    for package in ("numpy", "numba", "tbb", "torch", "transformers", "onnxruntime"):
         try:
             info[package] = importlib.metadata.version(package)
         except importlib.metadata.PackageNotFoundError:
@@ -394,6 +394,8 @@ def machine_info(threads: int) -> dict:
     info["threads"] = threads
     info["load_avg"] = " ".join(f"{v:.2f}" for v in os.getloadavg())
     info["OPENBLAS_CORETYPE"] = os.environ.get("OPENBLAS_CORETYPE", "(unset)")
+    # numba runs TBB when tbb is installed (kernels/runtime/threads.py), unless this says otherwise
+    info["NUMBA_THREADING_LAYER"] = os.environ.get("NUMBA_THREADING_LAYER", "(unset)")
     try:
         from threadpoolctl import threadpool_info
 
