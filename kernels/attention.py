@@ -33,7 +33,7 @@ from mobilevit_np.kernels.simd import LANES, row_exp_sum, row_max
 
 
 @inlined
-def _softmax_row(scores, row, length):
+def softmax_row(scores, row, length):
     """In place: scores[row, :length] = exp(s - max); returns 1 / sum (the caller normalizes).
 
     Whole blocks of 16 scores go through simd.row_max / row_exp_sum (vector code: a scalar
@@ -121,7 +121,7 @@ def attention_heads(qkv, num_heads, head_dim, seg_blocks, ctx, probs, want_probs
                 )
                 gemm(rows, min(BLOCKS, key_blocks - jb), operands)
             for r in range(rows):
-                inverse[r] = _softmax_row(scores, r, length)
+                inverse[r] = softmax_row(scores, r, length)
                 if want_probs:
                     probs[n, h, i0 + r, :] = scores[r, :length] * inverse[r]
             for cb in range(0, head_blocks, BLOCKS):  # context[i0 + r, c] = sum_j P[r, j] V[j, c]

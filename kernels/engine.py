@@ -116,19 +116,30 @@ def pack_linear(p: dict, in_index: np.ndarray, scale: float = 1.0) -> Conv:
     )
 
 
+def stacked_linear(parts: list[tuple[np.ndarray, np.ndarray | None]], in_channels: int) -> Conv:
+    """Several linears on the same tokens as one: [(weight (O_i, C), bias (O_i,) or None), ...] -> a Conv
+    whose outputs are part after part, each starting on a block boundary (padded to whole blocks)."""
+    sizes = [pack.num_blocks(len(weight)) * LANES for weight, _ in parts]
+    dtype = parts[0][0].dtype
+    weight = np.zeros((sum(sizes), in_channels), dtype)
+    bias = pack.aligned_zeros((sum(sizes),), dtype)
+    for (w, b), start in zip(parts, np.cumsum([0, *sizes[:-1]]), strict=True):
+        weight[start : start + len(w)] = w
+        if b is not None:
+            bias[start : start + len(w)] = b
+    return Conv(pack.pack_linear(weight, pack.channel_index(in_channels)), bias, pack.kernel_taps(1, 1), sum(sizes))
+
+
 def pack_qkv(attention: dict, width: int, num_heads: int) -> Conv:
     """Q, K and V as one linear: output blocks [Q | K | V], each padded to whole blocks; Q scaled by 1/sqrt(d)."""
-    seg = pack.num_blocks(width) * LANES
     dtype = attention["query"]["weight"].dtype
-    weight = np.zeros((3 * seg, width), dtype)
-    bias = pack.aligned_zeros((3 * seg,), dtype)
     scale = dtype.type(1 / math.sqrt(width // num_heads))
-    for i, name in enumerate(("query", "key", "value")):
+    parts = []
+    for name in ("query", "key", "value"):
         factor = scale if name == "query" else dtype.type(1)
-        weight[i * seg : i * seg + width] = attention[name]["weight"] * factor
-        if attention[name].get("bias") is not None:
-            bias[i * seg : i * seg + width] = attention[name]["bias"] * factor
-    return Conv(pack.pack_linear(weight, pack.channel_index(width)), bias, pack.kernel_taps(1, 1), 3 * seg)
+        bias = attention[name].get("bias")
+        parts.append((attention[name]["weight"] * factor, None if bias is None else bias * factor))
+    return stacked_linear(parts, width)
 
 
 def activation_code(activation: Callable) -> tuple[int, Callable | None]:
@@ -167,25 +178,27 @@ class Map:
 
 
 class Buffers:
-    """Buffers of a plan, handed out again once the value they held is dead (same shape only,
-    so a zero border, which no kernel writes, stays zero)."""
+    """Buffers of a plan, handed out again once the value they held is dead: to a map of the same
+    shape and the same border only, so a zero border, which no kernel writes, stays zero. (A map of
+    2x2 pixels with a border of 1 has the shape of a 4x4 map without one, whose edge pixels are not 0.)"""
 
     def __init__(self) -> None:
         self.free: dict[tuple, list[np.ndarray]] = {}
 
-    def take(self, shape: tuple[int, ...]) -> np.ndarray:
-        pool = self.free.get(shape)
+    def take(self, shape: tuple[int, ...], pad: int = 0) -> np.ndarray:
+        """A buffer of `shape` for a map with a zero border of `pad` pixels."""
+        pool = self.free.get((shape, pad))
         if pool:
             return pool.pop()
         return pack.aligned_zeros(shape)
 
     def give(self, *maps: Map) -> None:
         for m in maps:
-            self.free.setdefault(m.buffer.shape, []).append(m.buffer)
+            self.free.setdefault((m.buffer.shape, m.pad), []).append(m.buffer)
 
     def new_map(self, batch: int, channels: int, height: int, width: int, pad: int = 0) -> Map:
         shape = (batch, pack.num_blocks(channels), height + 2 * pad, width + 2 * pad, LANES)
-        return Map(self.take(shape), channels, height, width, pad)
+        return Map(self.take(shape, pad), channels, height, width, pad)
 
 
 @dataclass
@@ -250,21 +263,31 @@ def _apply(activation: Callable, view: np.ndarray) -> None:
 
 
 class Engine:
-    """A MobileViT backbone (+ head) packed for the kernels; call it like the reference's forward."""
+    """A MobileViT backbone (+ head) packed for the kernels; call it like the reference's forward.
+
+    engine_v2.EngineV2 is MobileViTV2's: it replaces the attention stages (_pack_mobilevit_stage,
+    _mobilevit_stage) and keeps the rest.
+    """
+
+    backbone_prefix = "mobilevit"  # a head model's backbone parameters are params[backbone_prefix]
+    encoder_stages = staticmethod(encoder_stages)
 
     def __init__(self, config: MobileViTConfig, params: dict, head: str, expand_output: bool = True) -> None:
         self.config, self.head, self.expand_output = config, head, expand_output
-        backbone = params if head == "base" else params["mobilevit"]
+        backbone = params if head == "base" else params[self.backbone_prefix]
         self.activation = get_activation(config.hidden_act)
         # The stem reads the image channels last (layout.stem_input): its input channels are not blocked.
         self.stem = pack_conv_layer(backbone["conv_stem"], stride=2, in_index=np.arange(config.num_channels))
         self.stages = [
-            self._pack_stage(s, p) for s, p in zip(encoder_stages(config), backbone["encoder"]["layer"], strict=True)
+            self._pack_stage(s, p)
+            for s, p in zip(self.encoder_stages(config), backbone["encoder"]["layer"], strict=True)
         ]
-        self.expand = pack_conv_layer(backbone["conv_1x1_exp"]) if "conv_1x1_exp" in backbone else None
+        # v1 expands with a 1x1 conv before pooling (not without expand_output); v2 pools its last stage.
+        self.pools = head != "base" or expand_output
+        self.expand = pack_conv_layer(backbone["conv_1x1_exp"]) if self.pools and "conv_1x1_exp" in backbone else None
         self.classifier = None
         if head == "classification" and params.get("classifier") is not None:
-            width = config.neck_hidden_sizes[6]
+            width = params["classifier"]["weight"].shape[1]
             self.classifier = pack_linear(params["classifier"], pack.channel_index(width))
         if head == "segmentation":
             self._pack_segmentation_head(params["segmentation_head"])
@@ -283,6 +306,9 @@ class Engine:
         if stage.kind == "mobilenet":
             blocks = [self._pack_residual(b, stage.stride if i == 0 else 1) for i, b in enumerate(p["layer"])]
             return {"kind": "mobilenet", "blocks": blocks, "out": stage.out_channels}
+        return self._pack_mobilevit_stage(stage, p)
+
+    def _pack_mobilevit_stage(self, stage, p: dict) -> dict:
         stride, dilation = stage.downsample  # output stride 8/16: stride 1 and dilation, as model.mobilevit_block
         width, heads, c = stage.hidden_size, self.config.num_attention_heads, stage.out_channels
         layers = []
@@ -552,15 +578,7 @@ class Engine:
         # [residual | global], which also is conv_kxk's input: no concatenation copy.
         height = conv_output_size(x.height, 3, down[1].stride, down[1].reach, down[1].dilation)
         width_px = conv_output_size(x.width, 3, down[1].stride, down[1].reach, down[1].dilation)
-        both = Map(
-            plan.buffers.take(
-                (plan.batch, 2 * pack.num_blocks(c), height + 2 * fusion.reach, width_px + 2 * fusion.reach, LANES)
-            ),
-            2 * pack.num_blocks(c) * LANES,
-            height,
-            width_px,
-            fusion.reach,
-        )
+        both = plan.buffers.new_map(plan.batch, 2 * pack.num_blocks(c) * LANES, height, width_px, fusion.reach)
         residual = Map(both.buffer, c, height, width_px, fusion.reach, 0)
         self._inverted_residual(plan, x, down, out=residual)
         plan.buffers.give(x)
@@ -601,7 +619,7 @@ class Engine:
         height, width, nh, nw = grid
         folded = plan.buffers.new_map(plan.batch, channels, nh * p, nw * p)
         off, sb, scb, sy = folded.strides()
-        plan.add(fold_tokens, tokens.buffer, p, nh, nw, folded.buffer, off, sb, scb, sy)
+        plan.add(fold_tokens, tokens.buffer, p, nh, nw, folded.buffer, off, sb, scb, sy, nh * p, nw * p)
         if (nh * p, nw * p) == (height, width):
             return folded
         resized = self._resize(plan, folded, height, width)
@@ -681,19 +699,13 @@ class Engine:
         return pooled
 
     def _expand_and_classify(self, plan: Plan, x: Map) -> None:
-        if self.expand is None:
-            plan.add(
-                _copy_out,
-                x.interior(),
-                x.channels,
-                Output("last_hidden_state", (plan.batch, x.channels, x.height, x.width)),
-            )
-            return
-        expanded = self._conv(plan, x, self.expand, activation=self.activation)
-        pooled = self._pool(plan, expanded)
+        last = x if self.expand is None else self._conv(plan, x, self.expand, activation=self.activation)
         if self.head == "base":
-            shape = (plan.batch, expanded.channels, expanded.height, expanded.width)
-            plan.add(_copy_out, expanded.interior(), expanded.channels, Output("last_hidden_state", shape))
+            shape = (plan.batch, last.channels, last.height, last.width)
+            plan.add(_copy_out, last.interior(), last.channels, Output("last_hidden_state", shape))
+        if not self.pools:
+            return
+        pooled = self._pool(plan, last)
         features = pooled
         if self.classifier is not None:
             features = self._conv(plan, pooled, self.classifier)

@@ -54,10 +54,13 @@ def unfold_tokens(x, x_off, x_sb, x_scb, x_sy, patch, nh, nw, tokens):
 
 
 @kernel
-def fold_tokens(tokens, patch, nh, nw, out, o_off, o_sb, o_scb, o_sy):
+def fold_tokens(tokens, patch, nh, nw, out, o_off, o_sb, o_scb, o_sy, height, width):
     """out[b, cb, ny*p + py, nx*p + px] = tokens[b*p*p + py*p + px, cb, 0, ny*nw + nx] (unfold_tokens undone).
 
-    Twin: patches.fold.
+    out's interior is height x width pixels: rows and columns past the last whole patch
+    (height > nh*p or width > nw*p, where MobileViTV2 dropped them when unfolding) are set to 0.
+
+    Twin: patches.fold (height, width = nh*p, nw*p) and patches.fold_v2.
     """
     batch, blocks = tokens.shape[0] // (patch * patch), tokens.shape[1]
     flat = out.reshape(-1)
@@ -70,6 +73,12 @@ def fold_tokens(tokens, patch, nh, nw, out, o_off, o_sb, o_scb, o_sy):
                 for px in range(patch):
                     dst = row + (nx * patch + px) * LANES
                     flat[dst : dst + LANES] = tokens[b * patch * patch + py * patch + px, cb, 0, ny * nw + nx, :]
+            flat[row + nw * patch * LANES : row + width * LANES] = 0
+    for job in prange(batch * blocks):  # the rows below the last whole patch
+        b, cb = job // blocks, job % blocks
+        for y in range(nh * patch, height):
+            row = o_off + b * o_sb + cb * o_scb + y * o_sy
+            flat[row : row + width * LANES] = 0
 
 
 @kernel

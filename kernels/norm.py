@@ -1,4 +1,5 @@
-"""Layer norm over each token's channels, and the global average pool, on blocked maps.
+"""Layer norm over each token's channels, group norm over a whole image's tokens, and the
+global average pool, on blocked maps.
 
 Tokens are a blocked map (N, DB, 1, L, 16): token l of sequence n has its D channels in
 16-lane pieces DB blocks apart. Channels past D (the padding of the last block) are zero
@@ -46,6 +47,72 @@ def layer_norm_tokens(x, mask, weight, bias, eps, inv_width, out):
         for t in range(first, min(first + TOKENS_PER_JOB, length)):
             base = n * blocks * scb + t * LANES
             _normalize_token(flat_x, base, scb, blocks, mask, weight, bias, eps, inv_width, flat_out)
+
+
+@helper
+def _row_sum(x, base, length):
+    """The sum of the length x 16 values from x[base], in float64: one image's statistics add up
+    hundreds of thousands of float32 values, where a float32 running sum would lose digits."""
+    lanes = np.zeros(LANES, np.float64)
+    for j in range(length):
+        for i in range(LANES):
+            lanes[i] += x[base + j * LANES + i]
+    return lanes.sum()
+
+
+@helper
+def _row_squared_deviation(x, base, length, mean, real):
+    """sum of ((x - mean) * real)^2 over the length x 16 values from x[base] (real: 1 on real channels), float64."""
+    lanes = np.zeros(LANES, np.float64)
+    for j in range(length):
+        for i in range(LANES):
+            d = (x[base + j * LANES + i] - mean) * real[i]
+            lanes[i] += d * d
+    return lanes.sum()
+
+
+@helper
+def _row_normalize(x, base, length, mean, scale, shift, out):
+    """out = (x - mean) * scale + shift over the length x 16 values from x[base]; scale, shift (16,)."""
+    for j in range(length):
+        for i in range(LANES):
+            out[base + j * LANES + i] = (x[base + j * LANES + i] - mean) * scale[i] + shift[i]
+
+
+@kernel
+def group_norm_tokens(x, per_image, mask, weight, bias, eps, out):
+    """out = group_norm(x) with one group per image: x, out (B*P, DB, 1, N, 16) float32, P = per_image sequences.
+
+    Twin: layers.group_norm (MobileViTV2's norm over (d, P, N)).
+
+    Image b's values are its P sequences (tokens b*P .. b*P + P-1, all their real channels),
+    normalized by one mean and variance, then scaled and shifted per channel: weight, bias
+    (DB*16,) zero on padding, so padded channels stay 0. Two passes (the mean, then the squared
+    deviations from it), each summed in float64, one (sequence, block) row per job.
+    """
+    n_seq, blocks, _, length, _ = x.shape
+    images, rows = n_seq // per_image, n_seq * blocks
+    flat_x, flat_out = x.reshape(-1), out.reshape(-1)
+    step = length * LANES  # row r = (sequence r // blocks, block r % blocks) starts at r * step
+    count = mask.sum() * per_image * length  # real values per image
+    partial = np.zeros(rows, np.float64)
+    for r in prange(rows):
+        partial[r] = _row_sum(flat_x, r * step, length)
+    mean = np.zeros(images, np.float64)
+    for b in range(images):
+        mean[b] = partial[b * per_image * blocks : (b + 1) * per_image * blocks].sum() / count
+    for r in prange(rows):
+        cb = r % blocks
+        real = mask[cb * LANES : cb * LANES + LANES]
+        partial[r] = _row_squared_deviation(flat_x, r * step, length, mean[r // blocks // per_image], real)
+    inv_std = np.zeros(images, np.float64)
+    for b in range(images):
+        inv_std[b] = 1 / np.sqrt(partial[b * per_image * blocks : (b + 1) * per_image * blocks].sum() / count + eps)
+    for r in prange(rows):
+        b, cb = r // blocks // per_image, r % blocks
+        scale = (weight[cb * LANES : cb * LANES + LANES] * inv_std[b]).astype(np.float32)
+        shift = bias[cb * LANES : cb * LANES + LANES]
+        _row_normalize(flat_x, r * step, length, np.float32(mean[b]), scale, shift, flat_out)
 
 
 @kernel

@@ -2,12 +2,13 @@
 
     model = MobileViTForImageClassification.from_pretrained(folder, backend="auto")
 
-"numpy" runs model.py (the reference, always available). "numba" runs the fast engine
-(mobilevit_np.kernels.engine; install with `pip install "mobilevit-np[fast]"`), a separate
-program built from the same parameters at load time, whose outputs match the reference to
-float32 rounding (~1e-6 relative; tests/test_engine.py). "auto" picks numba when it can be
-imported and NumPy otherwise, silently. The engine computes in float32: a model loaded with
-dtype=np.float64 runs the reference whatever the backend (exact to ~1e-15 there).
+"numpy" runs model.py / model_v2.py (the reference, always available). "numba" runs the fast
+engine (mobilevit_np.kernels.engine, engine_v2 for MobileViTV2; install with
+`pip install "mobilevit-np[fast]"`), a separate program built from the same parameters at load
+time, whose outputs match the reference to float32 rounding (~1e-6 relative; tests/test_backend.py).
+"auto" picks numba when it can be imported and NumPy otherwise, silently. The engine computes in
+float32: a model loaded with dtype=np.float64 runs the reference whatever the backend (exact to
+~1e-15 there).
 """
 
 from __future__ import annotations
@@ -49,6 +50,9 @@ def make_engine(model: Any) -> Any:
     (backend "numpy", or float64 weights)."""
     if model.backend != "numba" or model.dtype != np.float32:
         return False
-    from mobilevit_np.kernels.engine import Engine
+    if model.config.model_type == "mobilevitv2":
+        from mobilevit_np.kernels.engine_v2 import EngineV2 as Engine
+    else:
+        from mobilevit_np.kernels.engine import Engine
 
     return Engine(model.config, model.params, model.head, getattr(model, "expand_output", True))

@@ -262,8 +262,12 @@ class _PreTrained:
                 self._engine = make_engine(self)  # False when this model runs the reference
             if self._engine:
                 return self._engine(x, hidden_states, attentions)
-        result = backbone(x, self._backbone_params, self.config)
+        result = self._reference_backbone(x)
         return {"hidden_states": result.hidden_states, "attentions": result.attentions, **self._head(result)}
+
+    def _reference_backbone(self, x: np.ndarray) -> BackboneResult:
+        """The backbone of model.py (modeling_v2 runs model_v2.py's)."""
+        return backbone(x, self._backbone_params, self.config)
 
     def _head(self, result: BackboneResult) -> dict:
         raise NotImplementedError

@@ -3,9 +3,10 @@
     model = MobileViTV2ForImageClassification.from_pretrained("apple/mobilevitv2-1.0-imagenet1k-256")
     logits = model(pixel_values).logits  # pixel_values (B, 3, H, W) float
 
-Loading, input checks and tracing are v1's (modeling._PreTrained); the forward pass is
-model_v2.py. As in transformers, v2 has no attention probabilities to return: its
-outputs carry `attentions=None` (the context scores are in `model.trace(x)`).
+Loading, input checks, tracing and the backends are v1's (modeling._PreTrained); the
+forward pass is model_v2.py (backend="numpy") or the fast engine (backend="numba",
+kernels/engine_v2.py). As in transformers, v2 has no attention probabilities to return:
+its outputs carry `attentions=None` (the context scores are in `model.trace(x)`).
 """
 
 from __future__ import annotations
@@ -13,11 +14,10 @@ from __future__ import annotations
 import numpy as np
 
 from mobilevit_np.architecture_v2 import BACKBONE, backbone_shapes, parameter_shapes
-from mobilevit_np.backends import resolve_backend
 from mobilevit_np.config import LabelledConfig
 from mobilevit_np.config_v2 import MobileViTV2Config
 from mobilevit_np.layers import global_avg_pool
-from mobilevit_np.model import BackboneResult, classification_head, segmentation_head
+from mobilevit_np.model import BackboneResult, classification_head
 from mobilevit_np.model_v2 import backbone
 from mobilevit_np.modeling import (
     BaseModelOutputWithPooling,
@@ -32,36 +32,21 @@ from mobilevit_np.modeling import (
 from mobilevit_np.trace import record
 
 
-def _numpy_only(backend: str) -> str:
-    """MobileViTV2 has no fast path yet (docs/mobilevitv2.md): "auto" picks the NumPy reference, "numba" is refused."""
-    if backend == "numba":
-        raise ValueError("backend='numba': MobileViTV2 runs on the NumPy reference only (backend='numpy' or 'auto')")
-    return "numpy" if backend == "auto" else resolve_backend(backend)
-
-
 class _PreTrainedV2(_PreTrained):
     config_class = MobileViTV2Config
     base_model_prefix = BACKBONE
-
-    def __init__(self, config: MobileViTV2Config, params: dict, dtype: np.dtype, backend: str = "numpy") -> None:
-        super().__init__(config, params, dtype, _numpy_only(backend))
-
-    @classmethod
-    def from_config(cls, config, state_dict, dtype=np.float32, backend: str = "numpy", **kwargs):
-        """As MobileViT's, on the NumPy reference (backend "numpy" or "auto")."""
-        return super().from_config(config, state_dict, dtype, _numpy_only(backend), **kwargs)
-
-    @classmethod
-    def from_pretrained(cls, path, dtype=np.float32, backend: str = "numpy", config=None, **kwargs):
-        """As MobileViT's (a folder or Hub id), on the NumPy reference (backend "numpy" or "auto")."""
-        return super().from_pretrained(path, dtype, _numpy_only(backend), config, **kwargs)
 
     @classmethod
     def _expected_shapes(cls, config: MobileViTV2Config, **kwargs) -> dict[str, tuple[int, ...]]:
         return parameter_shapes(config, cls.head)
 
-    def _backbone(self, pixel_values: np.ndarray) -> BackboneResult:
-        return backbone(self._check_input(pixel_values), self._backbone_params, self.config)
+    def _reference_backbone(self, x: np.ndarray) -> BackboneResult:
+        return backbone(x, self._backbone_params, self.config)
+
+    def _run(self, pixel_values: np.ndarray, output_hidden_states: bool | None) -> tuple[dict, bool]:
+        """The forward pass (engine or reference) and whether hidden states were asked for."""
+        hidden = self._option("output_hidden_states", output_hidden_states)
+        return self._forward(pixel_values, hidden, False), hidden
 
 
 class MobileViTV2Model(_PreTrainedV2):
@@ -86,14 +71,19 @@ class MobileViTV2Model(_PreTrainedV2):
         self, pixel_values: np.ndarray, output_hidden_states: bool | None = None, return_dict: bool | None = None
     ) -> BaseModelOutputWithPooling | tuple:
         """Options left None take the config's value, as in v1."""
-        result = self._backbone(pixel_values)
-        pooled = record("pooler", global_avg_pool(result.last_hidden_state)) if self.expand_output else None
+        out, hidden = self._run(pixel_values, output_hidden_states)
         output = BaseModelOutputWithPooling(
-            last_hidden_state=result.last_hidden_state,
-            pooler_output=pooled,
-            hidden_states=_as_tuple(result.hidden_states, self._option("output_hidden_states", output_hidden_states)),
+            last_hidden_state=out["last_hidden_state"],
+            pooler_output=out.get("pooler_output"),
+            hidden_states=_as_tuple(out["hidden_states"], hidden),
         )
         return self._returned(output, return_dict)
+
+    def _head(self, result: BackboneResult) -> dict:
+        if not self.expand_output:
+            return {"last_hidden_state": result.last_hidden_state}
+        pooled = record("pooler", global_avg_pool(result.last_hidden_state))
+        return {"last_hidden_state": result.last_hidden_state, "pooler_output": pooled}
 
 
 class MobileViTV2ForImageClassification(_PreTrainedV2):
@@ -110,15 +100,18 @@ class MobileViTV2ForImageClassification(_PreTrainedV2):
         return_dict: bool | None = None,
     ) -> ImageClassifierOutput | tuple:
         """Options left None take the config's value; return_dict=False gives (loss?, logits, hidden_states?)."""
-        result = self._backbone(pixel_values)
-        pooled = record("pooler", global_avg_pool(result.last_hidden_state))  # (B, 512 w)
-        logits = classification_head(pooled, self.params.get("classifier"))
+        out, hidden = self._run(pixel_values, output_hidden_states)
+        logits = out["logits"]
         output = ImageClassifierOutput(
             logits=logits,
             loss=None if labels is None else self.loss(logits, labels),
-            hidden_states=_as_tuple(result.hidden_states, self._option("output_hidden_states", output_hidden_states)),
+            hidden_states=_as_tuple(out["hidden_states"], hidden),
         )
         return self._returned(output, return_dict)
+
+    def _head(self, result: BackboneResult) -> dict:
+        pooled = record("pooler", global_avg_pool(result.last_hidden_state))  # (B, 512 w)
+        return {"logits": classification_head(pooled, self.params.get("classifier"))}
 
 
 class MobileViTV2ForSemanticSegmentation(_PreTrainedV2):
@@ -137,15 +130,16 @@ class MobileViTV2ForSemanticSegmentation(_PreTrainedV2):
         """Options left None take the config's value; return_dict=False gives (loss?, logits, hidden_states?)."""
         if labels is not None and self.config.num_labels == 1:
             raise ValueError("The number of labels should be greater than one")
-        result = self._backbone(pixel_values)
-        head = self.params["segmentation_head"]
-        logits = segmentation_head(result.last_hidden_state, head["aspp"], head["classifier"], self.config)
+        out, hidden = self._run(pixel_values, output_hidden_states)
+        logits = out["logits"]
         output = SemanticSegmenterOutput(
             logits=logits,
             loss=None if labels is None else self.loss(logits, labels),
-            hidden_states=_as_tuple(result.hidden_states, self._option("output_hidden_states", output_hidden_states)),
+            hidden_states=_as_tuple(out["hidden_states"], hidden),
         )
         return self._returned(output, return_dict)
+
+    _head = MobileViTForSemanticSegmentation._head  # v1's DeepLabV3 head on the last hidden state
 
 
 MODEL_CLASSES: dict[str, dict[str, type[_PreTrained]]] = {

@@ -69,6 +69,18 @@ def fold(patches: np.ndarray, grid: PatchGrid) -> np.ndarray:
     return x
 
 
+def whole_patches(height: int, width: int, patch_size: int) -> tuple[int, int]:
+    """MobileViTV2's patch grid (nh, nw) = (H // p, W // p), or a ValueError when not one patch fits."""
+    nh, nw = height // patch_size, width // patch_size
+    if nh == 0 or nw == 0:
+        # torch's unfold refuses this too ("calculated shape of the array of sliding blocks as (0, 0)").
+        raise ValueError(
+            f"a {height}x{width} feature map is smaller than one {patch_size}x{patch_size} patch: "
+            "the input image is too small"
+        )
+    return nh, nw
+
+
 def unfold_v2(x: np.ndarray, patch_size: int) -> np.ndarray:
     """(B, C, H, W) -> (B, C, p*p, nh*nw) with nh = H // p, nw = W // p (the remainder dropped).
 
@@ -76,12 +88,7 @@ def unfold_v2(x: np.ndarray, patch_size: int) -> np.ndarray:
     """
     batch, channels, height, width = x.shape
     p = patch_size
-    nh, nw = height // p, width // p
-    if nh == 0 or nw == 0:
-        # torch's unfold refuses this too ("calculated shape of the array of sliding blocks as (0, 0)").
-        raise ValueError(
-            f"a {height}x{width} feature map is smaller than one {p}x{p} patch: the input image is too small"
-        )
+    nh, nw = whole_patches(height, width, p)
     patches = x[:, :, : nh * p, : nw * p].reshape(batch, channels, nh, p, nw, p)  # (B, C, ny, py, nx, px)
     return patches.transpose(0, 1, 3, 5, 2, 4).reshape(batch, channels, p * p, nh * nw)
 

@@ -17,9 +17,11 @@ from mobilevit_np.kernels.attention import attention_heads  # noqa: E402
 from mobilevit_np.kernels.conv import conv2d_tiles  # noqa: E402
 from mobilevit_np.kernels.depthwise import depthwise_tiles  # noqa: E402
 from mobilevit_np.kernels.engine import Map, pack_qkv  # noqa: E402
+from mobilevit_np.kernels.engine_v2 import pack_qkv as pack_separable_qkv  # noqa: E402
 from mobilevit_np.kernels.layout import fold_tokens, resize_bilinear, stem_input, to_nchw, unfold_tokens  # noqa: E402
-from mobilevit_np.kernels.norm import global_average_pool, layer_norm_tokens  # noqa: E402
+from mobilevit_np.kernels.norm import global_average_pool, group_norm_tokens, layer_norm_tokens  # noqa: E402
 from mobilevit_np.kernels.runtime import threads  # noqa: E402
+from mobilevit_np.kernels.separable import separable_attention  # noqa: E402
 from mobilevit_np.kernels.simd import ADD_BIAS, LANES, LOAD_INIT, tile_shape  # noqa: E402
 
 TOL = dict(rtol=2e-5, atol=2e-5)
@@ -34,6 +36,7 @@ CONV_CASES = [
     (2, 9, 12, 6, 5, 5, 1, 1),
 ]
 DEPTHWISE_CASES = [(1, 20, 9, 11, 3, 1, 1), (2, 33, 10, 7, 3, 2, 1), (1, 16, 13, 12, 3, 1, 2), (1, 7, 6, 9, 5, 1, 1)]
+DEPTHWISE_CASES += [(1, 20, 2, 2, 3, 1, 1), (2, 36, 3, 2, 3, 1, 1)]  # MobileViTV2 layer_5 maps
 
 
 def rand(rng: np.random.RandomState, *shape: int) -> np.ndarray:
@@ -292,6 +295,66 @@ def test_layer_norm_tokens_matches_layer_norm(width):
     np.testing.assert_allclose(from_tokens(out), layers.layer_norm(x, weight, bias, 1e-5), **TOL)
 
 
+def v2_tokens_map(x: np.ndarray) -> Map:
+    """MobileViTV2's tokens (B, d, P, N) -> the engine's token map (B*P, DB, 1, N, 16)."""
+    batch, width, area, length = x.shape
+    return blocked(x.transpose(0, 2, 1, 3).reshape(batch * area, width, 1, length))
+
+
+def from_v2_tokens(m: Map, area: int) -> np.ndarray:
+    """The engine's token map -> (B, d, P, N)."""
+    got = nchw(m)[:, :, 0, :]  # (B*P, d, N)
+    return got.reshape(-1, area, *got.shape[1:]).transpose(0, 2, 1, 3)
+
+
+def padded_lanes(width: int) -> tuple:
+    """Index of a blocked map's padded channels (the lanes past `width` in its last block)."""
+    return (slice(None), slice(pack.num_blocks(width) - 1, None), ..., slice(width % LANES or LANES, None))
+
+
+@pytest.mark.parametrize("batch, width, area, length", [(2, 20, 4, 9), (1, 16, 1, 37), (3, 7, 9, 2)])
+def test_group_norm_tokens_matches_group_norm(batch, width, area, length):
+    rng = np.random.RandomState(width)
+    # An offset mean (a float32 sum of squares about zero would lose the variance's digits) and varied scales.
+    x = rand(rng, batch, width, area, length) * np.float32(3) + np.float32(20)
+    x[1 % batch] *= 0.01
+    weight, bias = rand(rng, width), rand(rng, width)
+    source = v2_tokens_map(x)
+    out = Map(np.full_like(source.buffer, np.nan), width, 1, length)  # every value must be written
+    mask = pack.pack_vector(np.ones(width, np.float32), width, np.float32)
+    packed = [pack.pack_vector(v, width, np.float32) for v in (weight, bias)]
+    group_norm_tokens(source.buffer, area, mask, *packed, np.float32(1e-5), out.buffer)
+    assert np.all(out.buffer[padded_lanes(width)] == 0), "padded channels must stay 0"
+    expected = layers.group_norm(x.astype(np.float64), weight, bias, 1e-5)
+    np.testing.assert_allclose(from_v2_tokens(out, area), expected, rtol=2e-5, atol=2e-5)
+
+
+@pytest.mark.parametrize("batch, width, area, length", [(2, 20, 4, 9), (1, 36, 1, 1), (1, 16, 4, 40), (2, 5, 9, 17)])
+def test_separable_attention_matches_separable_self_attention(batch, width, area, length):
+    rng = np.random.RandomState(length)
+    x = rand(rng, batch, width, area, length)
+    qkv_proj = {
+        "convolution": {"weight": rand(rng, 1 + 2 * width, width, 1, 1) * 0.5, "bias": rand(rng, 1 + 2 * width)}
+    }
+    out_proj = {"convolution": {"weight": np.eye(width, dtype=np.float32)[:, :, None, None], "bias": None}}
+    expected, _ = layers.separable_self_attention(x, qkv_proj, out_proj)  # out_proj = identity: the gated values
+    qkv_layer = pack_separable_qkv(qkv_proj, width)
+    tokens = v2_tokens_map(x)
+    qkv = run_packed(
+        tokens,
+        qkv_layer.weight,
+        qkv_layer.bias,
+        qkv_layer.taps,
+        1,
+        empty_map(batch * area, qkv_layer.out_channels, 1, length),
+        NONE,
+    )
+    mixed = Map(np.full_like(tokens.buffer, np.nan), width, 1, length)
+    separable_attention(qkv.buffer, mixed.buffer)
+    np.testing.assert_allclose(from_v2_tokens(mixed, area), expected, **TOL)
+    assert np.all(mixed.buffer[padded_lanes(width)] == 0), "padded channels must stay 0"
+
+
 def test_global_average_pool_matches_numpy():
     x = rand(np.random.RandomState(2), 3, 20, 5, 7)
     source = blocked(x, 2)
@@ -310,8 +373,24 @@ def test_unfold_and_fold_tokens_match_patches(patch):
     unfold_tokens(source.buffer, *source.strides(), patch, 3, 2, tokens.buffer)
     np.testing.assert_array_equal(from_tokens(tokens), expected)
     folded = empty_map(2, 20, 3 * patch, 2 * patch)
-    fold_tokens(tokens.buffer, patch, 3, 2, folded.buffer, *folded.strides())
+    fold_tokens(tokens.buffer, patch, 3, 2, folded.buffer, *folded.strides(), 3 * patch, 2 * patch)
     np.testing.assert_array_equal(nchw(folded), patches.fold(expected, grid))
+
+
+@pytest.mark.parametrize("patch, height, width", [(2, 7, 5), (3, 9, 11), (2, 4, 4), (1, 3, 2)])
+def test_unfold_and_fold_tokens_match_patches_v2(patch, height, width):
+    """MobileViTV2 drops the pixels past the last whole patch; fold puts zeros there, over whatever the buffer held."""
+    x = rand(np.random.RandomState(height), 2, 20, height, width)
+    expected = patches.unfold_v2(x, patch)  # (B, C, P, N)
+    nh, nw = patches.whole_patches(height, width, patch)
+    source = blocked(x, 1)
+    tokens = Map(np.zeros((2 * patch * patch, 2, 1, nh * nw, LANES), np.float32), 20, 1, nh * nw)
+    unfold_tokens(source.buffer, *source.strides(), patch, nh, nw, tokens.buffer)
+    np.testing.assert_array_equal(from_v2_tokens(tokens, patch * patch), expected)
+    folded = blocked(rand(np.random.RandomState(0), 2, 20, height, width), 1)  # stale values, as a reused buffer
+    fold_tokens(tokens.buffer, patch, nh, nw, folded.buffer, *folded.strides(), height, width)
+    np.testing.assert_array_equal(nchw(folded), patches.fold_v2(expected, (height, width)))
+    assert np.all(folded.buffer[:, :, 0] == 0) and np.all(folded.buffer[:, :, :, -1] == 0), "the border stays zero"
 
 
 @pytest.mark.parametrize("size", [(7, 9), (16, 11), (3, 3)])
