@@ -2,6 +2,7 @@
 
 import importlib.util
 import sys
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -11,6 +12,10 @@ from mobilevit_np import (
     MobileViTForImageClassification,
     MobileViTForSemanticSegmentation,
     MobileViTModel,
+    MobileViTV2Config,
+    MobileViTV2ForImageClassification,
+    MobileViTV2ForSemanticSegmentation,
+    MobileViTV2Model,
 )
 from mobilevit_np.backends import make_engine, resolve_backend
 from mobilevit_np.presets import tiny_config
@@ -143,3 +148,107 @@ def test_engine_without_expansion_with_gelu_and_many_input_sizes():
         for h_fast, h_ref in zip(b.hidden_states, a.hidden_states, strict=True):
             assert relative_error(h_fast, h_ref) < RTOL32
     assert len(fast._engine._thread_plans()) == MAX_PLANS_PER_THREAD
+
+
+# ------------------------------------------------------------------ MobileViTV2 on the engine (engine_v2.py)
+
+TINY_V2 = dict(width_multiplier=0.25, base_attn_unit_dims=[32, 48, 64], n_attn_blocks=[2, 1, 1], aspp_out_channels=24)
+V2_MODELS = {
+    "base": MobileViTV2Model,
+    "classification": MobileViTV2ForImageClassification,
+    "segmentation": MobileViTV2ForSemanticSegmentation,
+}
+
+
+def v2_pair(head: str, **overrides):
+    """(reference, engine) MobileViTV2 models of `head` with the same random weights."""
+    config = MobileViTV2Config(**{**TINY_V2, "num_labels": 5, **overrides})
+    state_dict = random_state_dict(config, head, seed=7)
+    cls = V2_MODELS[head]
+    return cls.from_config(config, state_dict), cls.from_config(config, state_dict, backend="numba")
+
+
+def assert_outputs_match(ours, reference) -> None:
+    """Every array the reference returns (hidden states included), within RTOL32 relative."""
+    for name in reference.keys():
+        want, got = reference[name], ours[name]
+        if isinstance(want, tuple):
+            assert len(got) == len(want)
+            for i, (g, w) in enumerate(zip(got, want, strict=True)):
+                assert g.shape == w.shape and relative_error(g, w) < RTOL32, f"{name}[{i}]"
+        else:
+            assert got.shape == want.shape and relative_error(got, want) < RTOL32, name
+
+
+@numba_only
+@pytest.mark.parametrize(
+    "head, overrides, size",
+    [
+        ("classification", {}, (2, 3, 70, 53)),  # odd sizes: pixels past the last whole patch in every stage
+        ("segmentation", {"output_stride": 16}, (1, 3, 66, 75)),
+        ("segmentation", {"output_stride": 8, "patch_size": 3}, (2, 3, 50, 61)),
+        ("base", {"hidden_act": "gelu", "conv_kernel_size": 5}, (1, 3, 64, 64)),  # not fused: applied as the reference
+        ("classification", {"width_multiplier": 0.5, "ffn_multiplier": 3}, (1, 3, 96, 80)),
+    ],
+)
+def test_v2_engine_matches_numpy(head, overrides, size):
+    ref, fast = v2_pair(head, **overrides)
+    from mobilevit_np.kernels.engine_v2 import EngineV2
+
+    x = np.random.RandomState(sum(size)).uniform(0, 1, size).astype(np.float32)
+    b = fast(x, output_hidden_states=True)
+    assert isinstance(fast._engine, EngineV2)
+    assert_outputs_match(b, ref(x, output_hidden_states=True))
+    assert fast.trace(x).names == ref.trace(x).names  # tracing records the reference's steps
+
+
+@numba_only
+def test_v2_engine_base_without_pooling_and_float64_runs_the_reference():
+    config = MobileViTV2Config(**TINY_V2)
+    state_dict = random_state_dict(config, "base", seed=2)
+    x = np.random.RandomState(2).uniform(0, 1, (1, 3, 64, 72)).astype(np.float32)
+    ref = MobileViTV2Model.from_config(config, state_dict, expand_output=False)
+    fast = MobileViTV2Model.from_config(config, state_dict, expand_output=False, backend="numba")
+    out = fast(x)
+    assert out.pooler_output is None and relative_error(out.last_hidden_state, ref(x).last_hidden_state) < RTOL32
+    double = MobileViTV2Model.from_config(config, state_dict, dtype=np.float64, backend="numba")
+    assert make_engine(double) is False
+    reference = MobileViTV2Model.from_config(config, state_dict, dtype=np.float64)
+    np.testing.assert_array_equal(double(x).last_hidden_state, reference(x).last_hidden_state)
+
+
+@numba_only
+def test_v2_engine_on_one_and_two_numba_threads_and_shared_by_python_threads():
+    """The parallel and serial builds agree, and Python threads sharing one model get what serial calls get."""
+    import numba
+
+    _, fast = v2_pair("segmentation", width_multiplier=0.5, output_stride=16)
+    inputs = [np.random.RandomState(i).uniform(0, 1, (1, 3, 96 + 8 * i, 80)).astype(np.float32) for i in range(4)]
+    serial = [fast(x, output_hidden_states=True) for x in inputs]
+    previous = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        one_thread = [fast(x).logits for x in inputs]
+    finally:
+        numba.set_num_threads(previous)
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        threaded = list(pool.map(lambda x: fast(x, output_hidden_states=True), inputs))
+    for one, single, other in zip(serial, one_thread, threaded, strict=True):
+        assert relative_error(single, one.logits) < RTOL32
+        np.testing.assert_array_equal(one.logits, other.logits)
+        for a, b in zip(one.hidden_states, other.hidden_states, strict=True):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_engine_buffers_are_reused_only_with_the_same_border():
+    """A 2x2 map with a zero border of 1 has the shape of a 4x4 map without one: reusing the 4x4 map's buffer
+    would leave its edge pixels where a depthwise conv reads zeros (a v2 layer_5 at 64x64 read them once)."""
+    from mobilevit_np.kernels.engine import Buffers
+
+    buffers = Buffers()
+    plain = buffers.new_map(1, 16, 4, 4)
+    plain.buffer[...] = 1
+    buffers.give(plain)
+    bordered = buffers.new_map(1, 16, 2, 2, pad=1)
+    assert bordered.buffer is not plain.buffer and not bordered.buffer.any()
+    assert buffers.new_map(1, 16, 4, 4).buffer is plain.buffer

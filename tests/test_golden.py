@@ -28,8 +28,6 @@ def test_fixture_set_is_complete():
 @pytest.mark.parametrize("name", CASES)
 def test_matches_transformers(name: str, dtype: str, backend: str, record_property):
     case = Case.load(name)
-    if backend == "numba" and case.model_type == "mobilevitv2":
-        pytest.skip("MobileViTV2 has no fast path yet (docs/mobilevitv2.md)")
     output = case.model(np.dtype(dtype), backend=backend)(case.pixel_values(), output_hidden_states=True)
     ours = outputs_by_name(output)
     assert sorted(ours) == case.output_names(), "outputs differ from the fixture's"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pytest
 
@@ -13,11 +15,13 @@ from mobilevit_np import (
     MobileViTV2Model,
     WeightsError,
 )
+from mobilevit_np.backends import numba_available
 from mobilevit_np.checkpoints.state_dict import save_checkpoint
 from mobilevit_np.random_weights import random_pixel_values, random_state_dict
 
 TINY_V2 = dict(width_multiplier=0.25, base_attn_unit_dims=[32, 48, 64], n_attn_blocks=[1, 1, 1], aspp_out_channels=8)
 X = random_pixel_values((2, 3, 64, 64), seed=3)
+needs_numba = pytest.mark.skipif(not numba_available(), reason="needs numba")
 
 
 def tiny_v2(**overrides) -> MobileViTV2Config:
@@ -71,20 +75,26 @@ def test_weights_of_another_width_are_named(tmp_path):
         )
 
 
-def test_fast_backend_is_refused_plainly_and_auto_picks_numpy(tmp_path):
+def test_backends_behave_as_for_mobilevit(tmp_path, monkeypatch):
+    """ "auto" runs the engine when numba is there and the reference when not; "numba" without numba names the extra."""
     config = tiny_v2()
     state_dict = random_state_dict(config, "base")
-    with pytest.raises(ValueError, match="MobileViTV2 runs on the NumPy reference only"):
-        MobileViTV2Model.from_config(config, state_dict, backend="numba")
-    assert MobileViTV2Model.from_config(config, state_dict, backend="auto").backend == "numpy"
     save_checkpoint(tmp_path, config, state_dict)
+    auto = "numba" if numba_available() else "numpy"
+    assert MobileViTV2Model.from_config(config, state_dict, backend="auto").backend == auto
+    assert MobileViTV2Model.from_pretrained(tmp_path, backend="auto").backend == auto
+    monkeypatch.setitem(sys.modules, "numba", None)  # as on an install without the fast extra
     assert MobileViTV2Model.from_pretrained(tmp_path, backend="auto").backend == "numpy"
-    with pytest.raises(ValueError, match="MobileViTV2 runs on the NumPy reference only"):
-        MobileViTV2Model.from_pretrained(tmp_path, backend="numba")
+    with pytest.raises(ImportError, match=r"mobilevit-np\[fast\]"):
+        MobileViTV2Model.from_config(config, state_dict, backend="numba")
 
 
-def test_too_small_an_input_says_so():
-    model = build(MobileViTV2ForImageClassification, "classification")
+@pytest.mark.parametrize("backend", ["numpy", pytest.param("numba", marks=needs_numba)])
+def test_too_small_an_input_says_so(backend):
+    config = tiny_v2()
+    model = MobileViTV2ForImageClassification.from_config(
+        config, random_state_dict(config, "classification", seed=1), backend=backend
+    )
     with pytest.raises(ValueError, match="smaller than one 2x2 patch"):
         model(random_pixel_values((1, 3, 32, 32)))  # layer_5's map is 1x1
 

@@ -151,9 +151,9 @@ def test_random_v2_config_matches_transformers(index: int):
     head, overrides, size = draw_v2_case(rng)
     config = MobileViTV2Config(**overrides)
     replay = f"PARITY_SEED={SEED} v2 case {index}: {head} {overrides} input {size}"
-    # The NumPy reference only (v2 has no fast path yet). One-group GroupNorm normalizes over a whole
-    # map, never over a few features, so float32 is always checked.
-    runs = [(np.float64, "numpy"), (np.float32, "numpy")]
+    # float64 on the reference; float32 on the reference and on the fast engine (when numba is installed).
+    # One-group GroupNorm normalizes over a whole map, never over a few features, so float32 is always checked.
+    runs = [(np.float64, "numpy"), (np.float32, "numpy")] + [(np.float32, "numba")] * numba_available()
     check_against_transformers(V2_MODELS[head], head, config, size, index, runs, True, replay)
 
 
