@@ -36,7 +36,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mobilevit_np import MobileViTConfig
+from mobilevit_np import MobileViTConfig, MobileViTV2Config
 from mobilevit_np.checkpoints.state_dict import save_checkpoint
 from mobilevit_np.random_weights import random_state_dict
 
@@ -45,6 +45,7 @@ SIZES = {  # /work/shared/data/REFERENCE.md
     "x-small": dict(hidden_sizes=[96, 120, 144], neck_hidden_sizes=[16, 32, 48, 64, 80, 96, 384], expand_ratio=4.0),
     "xx-small": dict(hidden_sizes=[64, 80, 96], neck_hidden_sizes=[16, 16, 24, 48, 64, 80, 320], expand_ratio=2.0),
 }
+V2_SIZES = {"v2-1.0": dict(width_multiplier=1.0)}  # MobileViTV2 (apple/mobilevitv2-1.0-*)
 
 
 @dataclass(frozen=True)
@@ -63,10 +64,15 @@ class Case:
     def tag(self) -> str:
         return f"{self.name}-b{self.batch}"
 
-    def config(self) -> MobileViTConfig:
+    @property
+    def v2(self) -> bool:
+        return self.size in V2_SIZES
+
+    def config(self) -> MobileViTConfig | MobileViTV2Config:
+        cls, fields = (MobileViTV2Config, V2_SIZES[self.size]) if self.v2 else (MobileViTConfig, SIZES[self.size])
         if self.head == "segmentation":
-            return MobileViTConfig(**SIZES[self.size], num_labels=21, output_stride=16, image_size=self.image)
-        return MobileViTConfig(**SIZES[self.size], num_labels=1000, image_size=self.image)
+            return cls(**fields, num_labels=21, output_stride=16, image_size=self.image)
+        return cls(**fields, num_labels=1000, image_size=self.image)
 
     def input(self) -> np.ndarray:
         shape = (self.batch, 3, self.image, self.image)
@@ -79,6 +85,8 @@ CASES = [
     Case("mobilevit-x-small", "x-small", "classification", 1, 256),
     Case("mobilevit-xx-small", "xx-small", "classification", 1, 256),
     Case("deeplabv3-mobilevit-small", "small", "segmentation", 1, 512),
+    Case("mobilevitv2-1.0", "v2-1.0", "classification", 1, 256),
+    Case("mobilevitv2-1.0-deeplabv3", "v2-1.0", "segmentation", 1, 512),
 ]
 # "onnxruntime-nospin" (not in the default list) is ONNX Runtime with session.intra_op.allow_spinning=0,
 # slower than its spinning default here (docs/performance.md), so the table keeps ORT's default.
@@ -97,23 +105,22 @@ def write_checkpoint(case: Case, root: str) -> str:
 # ------------------------------------------------------------------ the runners (in workers)
 
 
-def ours(folder: str, head: str, backend: str):
-    from mobilevit_np import MobileViTForImageClassification, MobileViTForSemanticSegmentation
+def ours(case: Case, folder: str, backend: str):
+    from mobilevit_np.modeling_v2 import model_class
 
-    cls = MobileViTForSemanticSegmentation if head == "segmentation" else MobileViTForImageClassification
-    return cls.from_pretrained(folder, backend=backend)
+    return model_class(case.config(), case.head).from_pretrained(folder, backend=backend)
 
 
-def torch_model(folder: str, head: str, threads: int):
+def torch_model(case: Case, folder: str, threads: int):
     import torch
     import transformers
 
     torch.set_num_threads(threads)
     transformers.logging.set_verbosity_error()  # not the missing num_batches_tracked buffers, once per worker
     transformers.logging.disable_progress_bar()
-    if head == "segmentation":
-        return transformers.MobileViTForSemanticSegmentation.from_pretrained(folder).eval()
-    return transformers.MobileViTForImageClassification.from_pretrained(folder).eval()
+    generation = "MobileViTV2" if case.v2 else "MobileViT"
+    head = "SemanticSegmentation" if case.head == "segmentation" else "ImageClassification"
+    return getattr(transformers, f"{generation}For{head}").from_pretrained(folder).eval()
 
 
 def onnx_session(onnx_path: str, threads: int, spinning: bool = True, profile_prefix: str | None = None):
@@ -133,7 +140,7 @@ def onnx_session(onnx_path: str, threads: int, spinning: bool = True, profile_pr
 def runner(backend: str, case: Case, folder: str, onnx_path: str, threads: int):
     """A function pixel_values -> logits for one backend (imports that backend's runtime)."""
     if backend in OURS:
-        model = ours(folder, case.head, backend)
+        model = ours(case, folder, backend)
 
         def run(x: np.ndarray) -> np.ndarray:
             return model(x).logits
@@ -143,7 +150,7 @@ def runner(backend: str, case: Case, folder: str, onnx_path: str, threads: int):
     if backend == "torch":
         import torch
 
-        model = torch_model(folder, case.head, threads)
+        model = torch_model(case, folder, threads)
 
         def run(x: np.ndarray) -> np.ndarray:
             with torch.inference_mode():
@@ -180,10 +187,13 @@ def openvino_runner(onnx_path: str, threads: int):
 
 
 def export_onnx(case: Case, folder: str, path: str) -> None:
-    """Export transformers' model to ONNX (run in its own short-lived process)."""
+    """Export transformers' model to ONNX (run in its own short-lived process).
+
+    MobileViTV2's fold (torch's F.fold) exports as Col2Im, an operator of opset 18 and later: the
+    dynamo exporter writes opset 20, which onnxruntime 1.32 runs (checked: 9e-7 relative to torch)."""
     import torch
 
-    model = torch_model(folder, case.head, 1)
+    model = torch_model(case, folder, 1)
 
     class LogitsOnly(torch.nn.Module):
         def __init__(self) -> None:
@@ -471,8 +481,10 @@ def profile_model(model, x: np.ndarray, repeats: int) -> tuple[float, dict[str, 
 
 
 def timed_reference(spent: dict[str, float]) -> None:
-    """Wrap model.py's primitives (in this worker process) so that each adds its time to spent[type]."""
+    """Wrap model.py's and model_v2.py's primitives (in this worker process) so that each adds its time to
+    spent[type]."""
     from mobilevit_np import model as reference
+    from mobilevit_np import model_v2
 
     def conv_kind(x, convolution, **kwargs) -> str:
         weight = convolution["weight"]
@@ -495,6 +507,11 @@ def timed_reference(spent: dict[str, float]) -> None:
     reference.multi_head_attention = wrap("attention (incl. q/k/v)", reference.multi_head_attention)
     reference.unfold = wrap("unfold", reference.unfold)
     reference.fold = wrap("fold", reference.fold)
+    model_v2.conv_layer = wrap("conv", model_v2.conv_layer, conv_kind)  # v2's own binding of model.conv_layer
+    model_v2.group_norm = wrap("group norm", model_v2.group_norm)
+    model_v2.separable_self_attention = wrap("separable attention (incl. qkv, out)", model_v2.separable_self_attention)
+    model_v2.unfold_v2 = wrap("unfold", model_v2.unfold_v2)
+    model_v2.fold_v2 = wrap("fold", model_v2.fold_v2)
 
 
 # ----------------------------------------------------------------------- startup
