@@ -25,6 +25,7 @@ Which kernel stands for which reference function (the twin index is in kernels/_
     layers.global_avg_pool                                 -> norm.global_average_pool
     model.aspp's pooled branch                             -> a per-image bias of the projection
 
+MobileViTV2 (model_v2.py) is engine_v2.EngineV2: this engine with v2's attention stages.
 The engine computes in float32 (what checkpoints hold); float64 models run the reference.
 """
 
@@ -589,7 +590,7 @@ class Engine:
         plan.buffers.give(projected)
         for layer in stage["layers"]:
             tokens = self._transformer_layer(plan, tokens, layer, width)
-        normed = self._layer_norm(plan, tokens, stage["norm"])
+        normed = self._token_norm(plan, tokens, stage["norm"])
         plan.buffers.give(tokens)
         folded = self._fold(plan, normed, grid, width)
         plan.buffers.give(normed)
@@ -653,14 +654,15 @@ class Engine:
         )
         return out
 
-    def _layer_norm(self, plan: Plan, tokens: Map, norm: tuple) -> Map:
+    def _token_norm(self, plan: Plan, tokens: Map, norm: tuple) -> Map:
+        """The transformer's norm: layer norm per token (EngineV2: group norm per image)."""
         out = plan.buffers.new_map(tokens.buffer.shape[0], tokens.channels, 1, tokens.width)
         plan.add(layer_norm_tokens, tokens.buffer, *norm, out.buffer, work=tokens.buffer.size)
         return out
 
     def _transformer_layer(self, plan: Plan, x: Map, layer: dict, width: int) -> Map:
         heads = self.config.num_attention_heads
-        normed = self._layer_norm(plan, x, layer["before"])
+        normed = self._token_norm(plan, x, layer["before"])
         qkv = self._conv(plan, normed, layer["qkv"])
         plan.buffers.give(normed)
         n, length = x.buffer.shape[0], x.width
@@ -683,9 +685,14 @@ class Engine:
             work=n * heads * length * length * head_dim * 2,
         )
         plan.buffers.give(qkv)
-        x1 = self._conv(plan, context, layer["out"], residual=x)
-        plan.buffers.give(context)
-        normed = self._layer_norm(plan, x1, layer["after"])
+        return self._output_and_ffn(plan, x, context, layer)
+
+    def _output_and_ffn(self, plan: Plan, x: Map, mixed: Map, layer: dict) -> Map:
+        """The rest of a pre-norm transformer layer after attention mixed the tokens of x:
+        x1 = x + out(mixed), then x1 + fc2(activation(fc1(norm(x1)))). mixed and x are dead after."""
+        x1 = self._conv(plan, mixed, layer["out"], residual=x)
+        plan.buffers.give(mixed)
+        normed = self._token_norm(plan, x1, layer["after"])
         hidden = self._conv(plan, normed, layer["fc1"], activation=self.activation)
         plan.buffers.give(normed)
         x2 = self._conv(plan, hidden, layer["fc2"], residual=x1)

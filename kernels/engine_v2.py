@@ -54,8 +54,8 @@ class EngineV2(Engine):
                 "qkv": pack_qkv(layer["attention"]["qkv_proj"], width),
                 "out": pack_conv_layer(layer["attention"]["out_proj"]),
                 "after": self._pack_group_norm(layer["layernorm_after"], width),
-                "conv1": pack_conv_layer(layer["ffn"]["conv1"]),
-                "conv2": pack_conv_layer(layer["ffn"]["conv2"]),
+                "fc1": pack_conv_layer(layer["ffn"]["conv1"]),
+                "fc2": pack_conv_layer(layer["ffn"]["conv2"]),
             }
             for layer in p["transformer"]["layer"]
         ]
@@ -89,7 +89,7 @@ class EngineV2(Engine):
         plan.add(unfold_tokens, projected.buffer, *projected.strides(), p, nh, nw, tokens.buffer)
         for layer in stage["layers"]:
             tokens = self._attention_layer(plan, tokens, layer)
-        normed = self._group_norm(plan, tokens, stage["norm"])
+        normed = self._token_norm(plan, tokens, stage["norm"])
         plan.buffers.give(tokens)
         folded = projected  # dead since the unfold: same shape; fold_tokens rewrites all of it
         plan.add(fold_tokens, normed.buffer, p, nh, nw, folded.buffer, *folded.strides(), folded.height, folded.width)
@@ -98,7 +98,8 @@ class EngineV2(Engine):
         plan.buffers.give(folded)
         return out
 
-    def _group_norm(self, plan: Plan, tokens: Map, norm: tuple) -> Map:
+    def _token_norm(self, plan: Plan, tokens: Map, norm: tuple) -> Map:
+        """v2's norm: one group per image (its P sequences of tokens)."""
         out = plan.buffers.new_map(tokens.buffer.shape[0], tokens.channels, 1, tokens.width)
         per_image = self.config.patch_size**2
         plan.add(group_norm_tokens, tokens.buffer, per_image, *norm, out.buffer, work=3 * tokens.buffer.size)
@@ -106,17 +107,10 @@ class EngineV2(Engine):
 
     def _attention_layer(self, plan: Plan, x: Map, layer: dict) -> Map:
         """MobileViTV2TransformerLayer on tokens x (S, DB, 1, N, 16) -> a new token map."""
-        normed = self._group_norm(plan, x, layer["before"])
+        normed = self._token_norm(plan, x, layer["before"])
         qkv = self._conv(plan, normed, layer["qkv"])  # (S, 1 + 2 DB, 1, N, 16)
         plan.buffers.give(normed)
         mixed = plan.buffers.new_map(x.buffer.shape[0], x.channels, 1, x.width)
         plan.add(separable_attention, qkv.buffer, mixed.buffer, work=2 * mixed.buffer.size)
         plan.buffers.give(qkv)
-        x1 = self._conv(plan, mixed, layer["out"], residual=x)
-        plan.buffers.give(mixed)
-        normed = self._group_norm(plan, x1, layer["after"])
-        hidden = self._conv(plan, normed, layer["conv1"], activation=self.activation)
-        plan.buffers.give(normed)
-        x2 = self._conv(plan, hidden, layer["conv2"], residual=x1)
-        plan.buffers.give(hidden, x1, x)
-        return x2
+        return self._output_and_ffn(plan, x, mixed, layer)
