@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 from numba import prange
 
-from mobilevit_np.kernels.runtime.jit import inlined, kernel
+from mobilevit_np.kernels.runtime.jit import helper, inlined, kernel
 from mobilevit_np.kernels.simd import LANES, token_affine, token_sum
 
 TOKENS_PER_JOB = 16
