@@ -59,26 +59,18 @@ def test_four_threads_under_the_workqueue_layer():
     assert "layer workqueue" in result.stdout
 
 
-def test_four_threads_under_the_preferred_layer():
-    """With the fast extra's tbb installed, numba runs TBB (kernels/runtime/threads.py), and so do four threads."""
+def test_four_threads_under_tbb_from_pip():
+    """NUMBA_THREADING_LAYER=tbb works with pip's tbb, whose library numba alone does not find (threads.py)."""
     from mobilevit_np.kernels.runtime.threads import _tbb_library
 
     if _tbb_library() is None:
-        pytest.skip("tbb not installed (the fast extra installs it on Linux x86-64)")
-    env = {k: v for k, v in os.environ.items() if k != "NUMBA_THREADING_LAYER"}
-    result = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(FOUR_THREADS)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=TESTS,
-        env=env,
-    )
+        pytest.skip("tbb not installed (the test extra installs it on Linux x86-64)")
+    result = run_python(FOUR_THREADS, NUMBA_THREADING_LAYER="tbb")
     assert result.returncode == 0, result.stderr[-2000:]
     assert "layer tbb" in result.stdout
 
 
-def test_an_explicit_threading_layer_is_left_alone():
+def test_openmp_when_asked():
     result = run_python(FOUR_THREADS, NUMBA_THREADING_LAYER="omp")
     assert result.returncode == 0, result.stderr[-2000:]
     assert "layer omp" in result.stdout

@@ -18,16 +18,15 @@
   threads that do run take over the share of the one that does not. With fixed shares every
   launch waited for the descheduled thread: mobilevit-small on 2 threads took 527 ms (median)
   against 35 ms with dynamic jobs, on a machine loaded by other work (one thread: 60-89 ms).
-- numba's TBB threading layer is preferred (the `fast` extra installs tbb on Linux x86-64).
-  Under GNU OpenMP every parallel region ends at a barrier that each thread of the team must
-  reach, even one that got no job because another process held its core: on a 2-core machine
-  running two other jobs, mobilevit-xx-small on 2 threads took 520 ms per image under OpenMP
-  and 18 ms under TBB, whose caller returns once the jobs are done (1 thread: 17.6 ms).
-  numba already tries TBB first but finds pip's libtbb only on the loader's path, so
-  prefer_tbb() loads it by its full path before numba starts its threads. An explicit
-  NUMBA_THREADING_LAYER is left alone; without tbb, numba takes OpenMP as before.
-
-No BLAS runs on the engine's hot path, so no second thread pool competes for the cores.
+- GNU OpenMP (numba's default here) is the fastest layer on a quiet machine, but every
+  parallel region ends at a barrier that each thread of the team must reach, even one that got
+  no job because another process holds its core: on a 2-core machine running two other jobs,
+  mobilevit-xx-small on 2 threads took 520 ms per image under OpenMP and 18 ms under TBB,
+  whose caller returns once the jobs are done (1 thread: 17.6 ms). On the quiet machine TBB
+  cost more per launch (mobilevit-small b1: 33.5 ms against 27.7). So OpenMP stays the
+  default; on a shared machine, `pip install tbb` and set NUMBA_THREADING_LAYER=tbb. numba
+  looks for pip's libtbb only on the loader's path, so load_tbb() loads it by its full path
+  when that variable asks for tbb.
 """
 
 from __future__ import annotations
@@ -60,9 +59,9 @@ def _tbb_library() -> str | None:
     return candidate if os.path.exists(candidate) else None
 
 
-def prefer_tbb() -> bool:
-    """Make numba's TBB layer loadable (see the module docstring); True when libtbb is loaded."""
-    if os.environ.get("NUMBA_THREADING_LAYER") or not sys.platform.startswith("linux"):
+def load_tbb() -> bool:
+    """With NUMBA_THREADING_LAYER=tbb, load pip's libtbb so numba finds it (module docstring); True if loaded."""
+    if os.environ.get("NUMBA_THREADING_LAYER") != "tbb" or not sys.platform.startswith("linux"):
         return False
     path = _tbb_library()
     if path is None:
@@ -74,7 +73,7 @@ def prefer_tbb() -> bool:
     return True
 
 
-prefer_tbb()  # before anything asks numba for its threads (serial_only does)
+load_tbb()  # before anything asks numba for its threads (serial_only does)
 
 
 def _after_fork_in_child() -> None:
