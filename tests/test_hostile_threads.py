@@ -70,6 +70,20 @@ def test_four_threads_under_tbb_from_pip():
     assert "layer tbb" in result.stdout
 
 
+def test_openmp_by_default_even_with_tbb_installed():
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NUMBA_THREADING_LAYER")}
+    result = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(FOUR_THREADS)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=TESTS,
+        env=env,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "layer omp" in result.stdout
+
+
 def test_openmp_when_asked():
     result = run_python(FOUR_THREADS, NUMBA_THREADING_LAYER="omp")
     assert result.returncode == 0, result.stderr[-2000:]

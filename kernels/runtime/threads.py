@@ -73,7 +73,15 @@ def load_tbb() -> bool:
     return True
 
 
-load_tbb()  # before anything asks numba for its threads (serial_only does)
+def prefer_openmp() -> None:
+    """numba tries TBB first when it can load it; the engine puts OpenMP first (the module docstring
+    says why), unless NUMBA_THREADING_LAYER or NUMBA_THREADING_LAYER_PRIORITY decides."""
+    if not (os.environ.get("NUMBA_THREADING_LAYER") or os.environ.get("NUMBA_THREADING_LAYER_PRIORITY")):
+        numba.config.THREADING_LAYER_PRIORITY = ["omp", "tbb", "workqueue"]
+
+
+prefer_openmp()
+load_tbb()  # both before anything asks numba for its threads (serial_only does)
 
 
 def _after_fork_in_child() -> None:
