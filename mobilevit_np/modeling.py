@@ -285,8 +285,8 @@ def _as_tuple(arrays: list[np.ndarray], wanted: bool) -> tuple[np.ndarray, ...] 
 # ---------------------------------------------------------------------- models
 
 
-class MobileViTModel(_PreTrained):
-    """The backbone: stem, five encoder stages and (with expand_output) a 1x1 expansion and mean pooling."""
+class _Backbone(_PreTrained):
+    """What both generations' backbone models (MobileViTModel, MobileViTV2Model) add: expand_output."""
 
     def __init__(
         self,
@@ -298,6 +298,10 @@ class MobileViTModel(_PreTrained):
     ) -> None:
         super().__init__(config, params, dtype, backend)
         self.expand_output = expand_output
+
+
+class MobileViTModel(_Backbone):
+    """The backbone: stem, five encoder stages and (with expand_output) a 1x1 expansion and mean pooling."""
 
     @classmethod
     def _expected_shapes(cls, config: MobileViTConfig, expand_output: bool = True) -> dict[str, tuple[int, ...]]:

@@ -27,6 +27,7 @@ from mobilevit_np.modeling import (
     MobileViTModel,
     SemanticSegmenterOutput,
     _as_tuple,
+    _Backbone,
     _PreTrained,
 )
 from mobilevit_np.trace import record
@@ -49,19 +50,8 @@ class _PreTrainedV2(_PreTrained):
         return self._forward(pixel_values, hidden, False), hidden
 
 
-class MobileViTV2Model(_PreTrainedV2):
+class MobileViTV2Model(_PreTrainedV2, _Backbone):
     """The backbone: stem and five encoder stages; with expand_output also the mean-pooled features."""
-
-    def __init__(
-        self,
-        config: MobileViTV2Config,
-        params: dict,
-        dtype: np.dtype = np.float32,
-        expand_output: bool = True,
-        backend: str = "numpy",
-    ) -> None:
-        super().__init__(config, params, dtype, backend)
-        self.expand_output = expand_output
 
     @classmethod
     def _expected_shapes(cls, config: MobileViTV2Config, expand_output: bool = True) -> dict[str, tuple[int, ...]]:
