@@ -143,7 +143,11 @@ class _Vectors:
         self.builder.store(value, pointer, align=4)
 
     def broadcast(self, base, index):
-        scalar = self.builder.load(self.builder.gep(base, [index]))
+        """base[index] in every lane."""
+        return self.splat_value(self.builder.load(self.builder.gep(base, [index])))
+
+    def splat_value(self, scalar):
+        """A scalar value in every lane."""
         one = self.builder.insert_element(self._undef, scalar, ir.Constant(ir.IntType(32), 0))
         return self.builder.shuffle_vector(one, self._undef, self._zero_mask)
 
@@ -412,11 +416,7 @@ def _row_exp_sum(typingctx, array, start, blocks, shift):
         array, start, blocks, shift = args
         v = _Vectors(context, builder, sig.args[0].dtype)
         base = builder.gep(_data(context, builder, sig.args[0], array), [start])
-        shifts = v.builder.shuffle_vector(
-            builder.insert_element(ir.Constant(v.vector, ir.Undefined), shift, ir.Constant(ir.IntType(32), 0)),
-            ir.Constant(v.vector, ir.Undefined),
-            ir.Constant(ir.VectorType(ir.IntType(32), LANES), [0] * LANES),
-        )
+        shifts = v.splat_value(shift)
         total = cgutils.alloca_once_value(builder, v.zero())
         with cgutils.for_range(builder, blocks) as block:
             index = builder.mul(block.index, v.const(LANES))
@@ -430,11 +430,6 @@ def _row_exp_sum(typingctx, array, start, blocks, shift):
 
 # ------------------------------------------------------- layer norm of a token
 # A token of a blocked token map has its channels in 16-lane pieces `stride` elements apart.
-
-
-def _splat_scalar(v: _Vectors, value):
-    one = v.builder.insert_element(v._undef, value, ir.Constant(ir.IntType(32), 0))
-    return v.builder.shuffle_vector(one, v._undef, v._zero_mask)
 
 
 @intrinsic
@@ -453,7 +448,7 @@ def _token_sum(typingctx, array, base, stride, blocks, mask, centre, square):
         v = _Vectors(context, builder, sig.args[0].dtype)
         px = _data(context, builder, sig.args[0], array)
         pm = _data(context, builder, sig.args[4], mask)
-        centres = _splat_scalar(v, context.cast(builder, centre, sig.args[5], sig.args[0].dtype))
+        centres = v.splat_value(context.cast(builder, centre, sig.args[5], sig.args[0].dtype))
         total = cgutils.alloca_once_value(builder, v.zero())
         with cgutils.for_range(builder, blocks) as block:
             value = v.load(px, builder.add(base, builder.mul(block.index, stride)))
@@ -475,8 +470,8 @@ def _token_affine(typingctx, x, base, stride, blocks, mean, inv, weight, bias, o
         v = _Vectors(context, builder, sig.args[0].dtype)
         px, pw, pb, po = (_data(context, builder, sig.args[i], args[i]) for i in (0, 6, 7, 8))
         dtype = sig.args[0].dtype
-        means = _splat_scalar(v, context.cast(builder, mean, sig.args[4], dtype))
-        invs = _splat_scalar(v, context.cast(builder, inv, sig.args[5], dtype))
+        means = v.splat_value(context.cast(builder, mean, sig.args[4], dtype))
+        invs = v.splat_value(context.cast(builder, inv, sig.args[5], dtype))
         with cgutils.for_range(builder, blocks) as block:
             at = builder.add(base, builder.mul(block.index, stride))
             lanes = builder.mul(block.index, v.const(LANES))
