@@ -29,6 +29,7 @@ from numba import prange
 from mobilevit_np.kernels.activation import fast_exp
 from mobilevit_np.kernels.conv import BLOCKS, ROWS, gemm
 from mobilevit_np.kernels.runtime.jit import helper, inlined, kernel
+from mobilevit_np.kernels.runtime.jobs import CURSOR_STRIDE, job_cursors, next_job
 from mobilevit_np.kernels.simd import LANES, row_exp_sum, row_max
 
 
@@ -82,78 +83,83 @@ def attention_heads(qkv, num_heads, head_dim, seg_blocks, ctx, probs, want_probs
     q_sb, scb = qkv.shape[1] * length * LANES, length * LANES
     c_sb, c_scb = ctx.shape[1] * length * LANES, length * LANES
     flat_ctx = ctx.reshape(-1)
-    for job in prange(n_seq * num_heads):
-        n, h = job // num_heads, job % num_heads
-        kt = np.zeros((key_blocks, head_dim, LANES), qkv.dtype)
-        vh = np.zeros((head_blocks, length, LANES), qkv.dtype)
-        _gather_keys_values(qkv, n, h * head_dim, head_dim, seg_blocks, length, kt, vh)
-        scores = np.empty((ROWS, key_blocks * LANES), qkv.dtype)
-        inverse = np.empty(ROWS, qkv.dtype)
-        one_tap = np.zeros(1, np.int64)
-        no_bias = np.zeros(LANES, qkv.dtype)
-        for i0 in range(0, length, ROWS):
-            rows = min(ROWS, length - i0)
-            for jb in range(0, key_blocks, BLOCKS):  # scores[r, j] = sum_c Q[i0 + r, c] K[j, c]
-                operands = (
-                    qkv,
-                    n * q_sb + i0 * LANES,
-                    LANES,
-                    scb,
-                    h * head_dim,
-                    one_tap,
-                    kt,
-                    jb * head_dim * LANES,
-                    one_tap,
-                    LANES,
-                    head_dim * LANES,
-                    1,
-                    head_dim,
-                    scores,
-                    jb * LANES,
-                    key_blocks * LANES,
-                    LANES,
-                    scores,
-                    0,
-                    LANES,
-                    no_bias,
-                    0,
-                    0,
-                )
-                gemm(rows, min(BLOCKS, key_blocks - jb), operands)
-            for r in range(rows):
-                inverse[r] = softmax_row(scores, r, length)
-                if want_probs:
-                    probs[n, h, i0 + r, :] = scores[r, :length] * inverse[r]
-            for cb in range(0, head_blocks, BLOCKS):  # context[i0 + r, c] = sum_j P[r, j] V[j, c]
-                c_off = n * c_sb + (h * head_blocks + cb) * c_scb + i0 * LANES
-                operands = (
-                    scores,
-                    0,
-                    key_blocks * LANES,
-                    LANES,
-                    0,
-                    one_tap,
-                    vh,
-                    cb * length * LANES,
-                    one_tap,
-                    LANES,
-                    length * LANES,
-                    1,
-                    length,
-                    ctx,
-                    c_off,
-                    LANES,
-                    c_scb,
-                    ctx,
-                    0,
-                    LANES,
-                    no_bias,
-                    0,
-                    0,
-                )
-                gemm(rows, min(BLOCKS, head_blocks - cb), operands)
-            for r in range(rows):  # flat indices: a sliced ctx[...] *= s made a temporary array per row and block
-                for b in range(head_blocks):
-                    base = n * c_sb + (h * head_blocks + b) * c_scb + (i0 + r) * LANES
-                    for lane in range(LANES):
-                        flat_ctx[base + lane] *= inverse[r]
+    jobs = n_seq * num_heads
+    cursors = job_cursors(jobs)
+    for worker in prange(cursors.shape[0] // CURSOR_STRIDE):
+        job = next_job(cursors, worker, jobs)
+        while job >= 0:
+            n, h = job // num_heads, job % num_heads
+            kt = np.zeros((key_blocks, head_dim, LANES), qkv.dtype)
+            vh = np.zeros((head_blocks, length, LANES), qkv.dtype)
+            _gather_keys_values(qkv, n, h * head_dim, head_dim, seg_blocks, length, kt, vh)
+            scores = np.empty((ROWS, key_blocks * LANES), qkv.dtype)
+            inverse = np.empty(ROWS, qkv.dtype)
+            one_tap = np.zeros(1, np.int64)
+            no_bias = np.zeros(LANES, qkv.dtype)
+            for i0 in range(0, length, ROWS):
+                rows = min(ROWS, length - i0)
+                for jb in range(0, key_blocks, BLOCKS):  # scores[r, j] = sum_c Q[i0 + r, c] K[j, c]
+                    operands = (
+                        qkv,
+                        n * q_sb + i0 * LANES,
+                        LANES,
+                        scb,
+                        h * head_dim,
+                        one_tap,
+                        kt,
+                        jb * head_dim * LANES,
+                        one_tap,
+                        LANES,
+                        head_dim * LANES,
+                        1,
+                        head_dim,
+                        scores,
+                        jb * LANES,
+                        key_blocks * LANES,
+                        LANES,
+                        scores,
+                        0,
+                        LANES,
+                        no_bias,
+                        0,
+                        0,
+                    )
+                    gemm(rows, min(BLOCKS, key_blocks - jb), operands)
+                for r in range(rows):
+                    inverse[r] = softmax_row(scores, r, length)
+                    if want_probs:
+                        probs[n, h, i0 + r, :] = scores[r, :length] * inverse[r]
+                for cb in range(0, head_blocks, BLOCKS):  # context[i0 + r, c] = sum_j P[r, j] V[j, c]
+                    c_off = n * c_sb + (h * head_blocks + cb) * c_scb + i0 * LANES
+                    operands = (
+                        scores,
+                        0,
+                        key_blocks * LANES,
+                        LANES,
+                        0,
+                        one_tap,
+                        vh,
+                        cb * length * LANES,
+                        one_tap,
+                        LANES,
+                        length * LANES,
+                        1,
+                        length,
+                        ctx,
+                        c_off,
+                        LANES,
+                        c_scb,
+                        ctx,
+                        0,
+                        LANES,
+                        no_bias,
+                        0,
+                        0,
+                    )
+                    gemm(rows, min(BLOCKS, head_blocks - cb), operands)
+                for r in range(rows):  # flat indices: a sliced ctx[...] *= s made a temporary array per row and block
+                    for b in range(head_blocks):
+                        base = n * c_sb + (h * head_blocks + b) * c_scb + (i0 + r) * LANES
+                        for lane in range(LANES):
+                            flat_ctx[base + lane] *= inverse[r]
+            job = next_job(cursors, worker, jobs)

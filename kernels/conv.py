@@ -28,6 +28,7 @@ from numba import prange
 
 from mobilevit_np.kernels.activation import RELU, SILU
 from mobilevit_np.kernels.runtime.jit import inlined, kernel
+from mobilevit_np.kernels.runtime.jobs import CURSOR_STRIDE, job_cursors, next_job
 from mobilevit_np.kernels.simd import LANES, gemm_tile, tile_shape
 from mobilevit_np.kernels.simd import RELU as RELU_FLAG
 from mobilevit_np.kernels.simd import SILU as SILU_FLAG
@@ -139,46 +140,51 @@ def conv2d_tiles(
     num_taps = taps.shape[0]
     groups = (out_blocks + BLOCKS - 1) // BLOCKS
     flags |= activation_flag(act)
-    for job in prange(groups * batch * out_h):
-        g, by = job % groups, job // groups
-        b, y = by // out_h, by % out_h
-        blocks = min(BLOCKS, out_blocks - g * BLOCKS)
-        a_taps = np.empty(num_taps, np.int64)
-        b_taps = np.empty(num_taps, np.int64)
-        for x0 in range(0, out_w, ROWS):
-            rows = min(ROWS, out_w - x0)
-            used = _tile_taps(
-                taps, y * stride, in_h, x0 * stride, (x0 + rows - 1) * stride, in_w, x_sy, pixel, k, a_taps, b_taps
-            )
-            c_off = o_off + b * o_sb + g * BLOCKS * o_scb + y * o_sy + x0 * LANES
-            rr_off = r_off + b * r_sb + g * BLOCKS * r_scb + y * r_sy + x0 * LANES
-            a_off = x_off + b * x_sb + y * stride * x_sy + x0 * stride * pixel
-            args = (
-                x,
-                a_off,
-                stride * pixel,
-                x_scb,
-                0,
-                a_taps,
-                w,
-                g * BLOCKS * w_bs,
-                b_taps,
-                LANES,
-                w_bs,
-                used,
-                k,
-                out,
-                c_off,
-                LANES,
-                o_scb,
-                residual,
-                rr_off,
-                r_scb,
-                bias,
-                b * bias_sb + g * BLOCKS * LANES,
-                flags,
-            )
-            gemm(rows, blocks, args)
+    jobs = groups * batch * out_h
+    cursors = job_cursors(jobs)
+    for worker in prange(cursors.shape[0] // CURSOR_STRIDE):
+        job = next_job(cursors, worker, jobs)
+        while job >= 0:
+            g, by = job % groups, job // groups
+            b, y = by // out_h, by % out_h
+            blocks = min(BLOCKS, out_blocks - g * BLOCKS)
+            a_taps = np.empty(num_taps, np.int64)
+            b_taps = np.empty(num_taps, np.int64)
+            for x0 in range(0, out_w, ROWS):
+                rows = min(ROWS, out_w - x0)
+                used = _tile_taps(
+                    taps, y * stride, in_h, x0 * stride, (x0 + rows - 1) * stride, in_w, x_sy, pixel, k, a_taps, b_taps
+                )
+                c_off = o_off + b * o_sb + g * BLOCKS * o_scb + y * o_sy + x0 * LANES
+                rr_off = r_off + b * r_sb + g * BLOCKS * r_scb + y * r_sy + x0 * LANES
+                a_off = x_off + b * x_sb + y * stride * x_sy + x0 * stride * pixel
+                args = (
+                    x,
+                    a_off,
+                    stride * pixel,
+                    x_scb,
+                    0,
+                    a_taps,
+                    w,
+                    g * BLOCKS * w_bs,
+                    b_taps,
+                    LANES,
+                    w_bs,
+                    used,
+                    k,
+                    out,
+                    c_off,
+                    LANES,
+                    o_scb,
+                    residual,
+                    rr_off,
+                    r_scb,
+                    bias,
+                    b * bias_sb + g * BLOCKS * LANES,
+                    flags,
+                )
+                gemm(rows, blocks, args)
+            job = next_job(cursors, worker, jobs)
 
 
 @inlined

@@ -16,6 +16,7 @@ from numba import prange
 
 from mobilevit_np.kernels.conv import activation_flag
 from mobilevit_np.kernels.runtime.jit import inlined, kernel
+from mobilevit_np.kernels.runtime.jobs import CURSOR_STRIDE, job_cursors, next_job
 from mobilevit_np.kernels.simd import LANES, depthwise_rows, depthwise_tile
 
 DW_ROWS = depthwise_rows()
@@ -73,29 +74,34 @@ def depthwise_tiles(
     """
     num_taps = taps.shape[0]
     flags = activation_flag(act)
-    for job in prange(batch * blocks * out_h):
-        b, rest = job // (blocks * out_h), job % (blocks * out_h)
-        cb, y = rest // out_h, rest % out_h
-        x_taps = np.empty(num_taps, np.int64)
-        for t in range(num_taps):
-            x_taps[t] = taps[t, 0] * x_sy + taps[t, 1] * LANES
-        row_in = x_off + b * x_sb + cb * x_scb + y * stride * x_sy
-        row_out = o_off + b * o_sb + cb * o_scb + y * o_sy
-        for x0 in range(0, out_w, DW_ROWS):
-            rows = min(DW_ROWS, out_w - x0)
-            args = (
-                x,
-                row_in + x0 * stride * LANES,
-                stride * LANES,
-                x_taps,
-                w,
-                cb * num_taps * LANES,
-                num_taps,
-                bias,
-                cb * LANES,
-                out,
-                row_out + x0 * LANES,
-                LANES,
-                flags,
-            )
-            _tile(rows, args)
+    jobs = batch * blocks * out_h
+    cursors = job_cursors(jobs)
+    for worker in prange(cursors.shape[0] // CURSOR_STRIDE):
+        job = next_job(cursors, worker, jobs)
+        while job >= 0:
+            b, rest = job // (blocks * out_h), job % (blocks * out_h)
+            y, cb = rest // blocks, rest % blocks  # channel blocks innermost: a thread's share is a band of rows
+            x_taps = np.empty(num_taps, np.int64)
+            for t in range(num_taps):
+                x_taps[t] = taps[t, 0] * x_sy + taps[t, 1] * LANES
+            row_in = x_off + b * x_sb + cb * x_scb + y * stride * x_sy
+            row_out = o_off + b * o_sb + cb * o_scb + y * o_sy
+            for x0 in range(0, out_w, DW_ROWS):
+                rows = min(DW_ROWS, out_w - x0)
+                args = (
+                    x,
+                    row_in + x0 * stride * LANES,
+                    stride * LANES,
+                    x_taps,
+                    w,
+                    cb * num_taps * LANES,
+                    num_taps,
+                    bias,
+                    cb * LANES,
+                    out,
+                    row_out + x0 * LANES,
+                    LANES,
+                    flags,
+                )
+                _tile(rows, args)
+            job = next_job(cursors, worker, jobs)

@@ -12,6 +12,7 @@ import numpy as np
 from numba import prange
 
 from mobilevit_np.kernels.runtime.jit import kernel
+from mobilevit_np.kernels.runtime.jobs import CURSOR_STRIDE, job_cursors, next_job
 from mobilevit_np.kernels.simd import LANES
 
 
@@ -42,15 +43,20 @@ def unfold_tokens(x, x_off, x_sb, x_scb, x_sy, patch, nh, nw, tokens):
     """
     batch, blocks = tokens.shape[0] // (patch * patch), tokens.shape[1]
     flat = x.reshape(-1)
-    for job in prange(batch * blocks * nh):
-        b, rest = job // (blocks * nh), job % (blocks * nh)
-        cb, ny = rest // nh, rest % nh
-        for py in range(patch):
-            row = x_off + b * x_sb + cb * x_scb + (ny * patch + py) * x_sy
-            for nx in range(nw):
-                for px in range(patch):
-                    src = row + (nx * patch + px) * LANES
-                    tokens[b * patch * patch + py * patch + px, cb, 0, ny * nw + nx, :] = flat[src : src + LANES]
+    jobs = batch * blocks * nh
+    cursors = job_cursors(jobs)
+    for worker in prange(cursors.shape[0] // CURSOR_STRIDE):
+        job = next_job(cursors, worker, jobs)
+        while job >= 0:
+            b, rest = job // (blocks * nh), job % (blocks * nh)
+            cb, ny = rest // nh, rest % nh
+            for py in range(patch):
+                row = x_off + b * x_sb + cb * x_scb + (ny * patch + py) * x_sy
+                for nx in range(nw):
+                    for px in range(patch):
+                        src = row + (nx * patch + px) * LANES
+                        tokens[b * patch * patch + py * patch + px, cb, 0, ny * nw + nx, :] = flat[src : src + LANES]
+            job = next_job(cursors, worker, jobs)
 
 
 @kernel
@@ -64,21 +70,31 @@ def fold_tokens(tokens, patch, nh, nw, out, o_off, o_sb, o_scb, o_sy, height, wi
     """
     batch, blocks = tokens.shape[0] // (patch * patch), tokens.shape[1]
     flat = out.reshape(-1)
-    for job in prange(batch * blocks * nh):
-        b, rest = job // (blocks * nh), job % (blocks * nh)
-        cb, ny = rest // nh, rest % nh
-        for py in range(patch):
-            row = o_off + b * o_sb + cb * o_scb + (ny * patch + py) * o_sy
-            for nx in range(nw):
-                for px in range(patch):
-                    dst = row + (nx * patch + px) * LANES
-                    flat[dst : dst + LANES] = tokens[b * patch * patch + py * patch + px, cb, 0, ny * nw + nx, :]
-            flat[row + nw * patch * LANES : row + width * LANES] = 0
-    for job in prange(batch * blocks):  # the rows below the last whole patch
-        b, cb = job // blocks, job % blocks
-        for y in range(nh * patch, height):
-            row = o_off + b * o_sb + cb * o_scb + y * o_sy
-            flat[row : row + width * LANES] = 0
+    jobs = batch * blocks * nh
+    cursors = job_cursors(jobs)
+    for worker in prange(cursors.shape[0] // CURSOR_STRIDE):
+        job = next_job(cursors, worker, jobs)
+        while job >= 0:
+            b, rest = job // (blocks * nh), job % (blocks * nh)
+            cb, ny = rest // nh, rest % nh
+            for py in range(patch):
+                row = o_off + b * o_sb + cb * o_scb + (ny * patch + py) * o_sy
+                for nx in range(nw):
+                    for px in range(patch):
+                        dst = row + (nx * patch + px) * LANES
+                        flat[dst : dst + LANES] = tokens[b * patch * patch + py * patch + px, cb, 0, ny * nw + nx, :]
+                flat[row + nw * patch * LANES : row + width * LANES] = 0
+            job = next_job(cursors, worker, jobs)
+    jobs = batch * blocks  # the rows below the last whole patch
+    cursors = job_cursors(jobs)
+    for worker in prange(cursors.shape[0] // CURSOR_STRIDE):
+        job = next_job(cursors, worker, jobs)
+        while job >= 0:
+            b, cb = job // blocks, job % blocks
+            for y in range(nh * patch, height):
+                row = o_off + b * o_sb + cb * o_scb + y * o_sy
+                flat[row : row + width * LANES] = 0
+            job = next_job(cursors, worker, jobs)
 
 
 @kernel
@@ -94,15 +110,20 @@ def resize_bilinear(x, x_off, x_sb, x_scb, x_sy, out, o_off, o_sb, o_scb, o_sy, 
     out_h, out_w = y0.shape[0], x0.shape[0]
     src, dst = x.reshape(-1), out.reshape(-1)
     one = wy[0] * 0 + 1
-    for job in prange(batch * blocks * out_h):
-        b, rest = job // (blocks * out_h), job % (blocks * out_h)
-        cb, y = rest // out_h, rest % out_h
-        base = x_off + b * x_sb + cb * x_scb
-        above, below = base + y0[y] * x_sy, base + y1[y] * x_sy
-        row = o_off + b * o_sb + cb * o_scb + y * o_sy
-        for px in range(out_w):
-            left, right = x0[px] * LANES, x1[px] * LANES
-            for i in range(LANES):
-                top = src[above + left + i] * (one - wx[px]) + src[above + right + i] * wx[px]
-                bottom = src[below + left + i] * (one - wx[px]) + src[below + right + i] * wx[px]
-                dst[row + px * LANES + i] = top * (one - wy[y]) + bottom * wy[y]
+    jobs = batch * blocks * out_h
+    cursors = job_cursors(jobs)
+    for worker in prange(cursors.shape[0] // CURSOR_STRIDE):
+        job = next_job(cursors, worker, jobs)
+        while job >= 0:
+            b, rest = job // (blocks * out_h), job % (blocks * out_h)
+            cb, y = rest // out_h, rest % out_h
+            base = x_off + b * x_sb + cb * x_scb
+            above, below = base + y0[y] * x_sy, base + y1[y] * x_sy
+            row = o_off + b * o_sb + cb * o_scb + y * o_sy
+            for px in range(out_w):
+                left, right = x0[px] * LANES, x1[px] * LANES
+                for i in range(LANES):
+                    top = src[above + left + i] * (one - wx[px]) + src[above + right + i] * wx[px]
+                    bottom = src[below + left + i] * (one - wx[px]) + src[below + right + i] * wx[px]
+                    dst[row + px * LANES + i] = top * (one - wy[y]) + bottom * wy[y]
+            job = next_job(cursors, worker, jobs)

@@ -13,6 +13,7 @@ import numpy as np
 from numba import prange
 
 from mobilevit_np.kernels.runtime.jit import helper, inlined, kernel
+from mobilevit_np.kernels.runtime.jobs import CURSOR_STRIDE, job_cursors, next_job
 from mobilevit_np.kernels.simd import LANES, token_affine, token_sum
 
 TOKENS_PER_JOB = 16
@@ -42,11 +43,16 @@ def layer_norm_tokens(x, mask, weight, bias, eps, inv_width, out):
     chunks = (length + TOKENS_PER_JOB - 1) // TOKENS_PER_JOB
     flat_x, flat_out = x.reshape(-1), out.reshape(-1)
     scb = length * LANES
-    for job in prange(n_seq * chunks):
-        n, first = job // chunks, job % chunks * TOKENS_PER_JOB
-        for t in range(first, min(first + TOKENS_PER_JOB, length)):
-            base = n * blocks * scb + t * LANES
-            _normalize_token(flat_x, base, scb, blocks, mask, weight, bias, eps, inv_width, flat_out)
+    jobs = n_seq * chunks
+    cursors = job_cursors(jobs)
+    for worker in prange(cursors.shape[0] // CURSOR_STRIDE):
+        job = next_job(cursors, worker, jobs)
+        while job >= 0:
+            n, first = job // chunks, job % chunks * TOKENS_PER_JOB
+            for t in range(first, min(first + TOKENS_PER_JOB, length)):
+                base = n * blocks * scb + t * LANES
+                _normalize_token(flat_x, base, scb, blocks, mask, weight, bias, eps, inv_width, flat_out)
+            job = next_job(cursors, worker, jobs)
 
 
 @helper
@@ -96,23 +102,38 @@ def group_norm_tokens(x, per_image, mask, weight, bias, eps, out):
     step = length * LANES  # row r = (sequence r // blocks, block r % blocks) starts at r * step
     count = mask.sum() * per_image * length  # real values per image
     partial = np.zeros(rows, np.float64)
-    for r in prange(rows):
-        partial[r] = _row_sum(flat_x, r * step, length)
+    jobs = rows
+    cursors = job_cursors(jobs)
+    for worker in prange(cursors.shape[0] // CURSOR_STRIDE):
+        r = next_job(cursors, worker, jobs)
+        while r >= 0:
+            partial[r] = _row_sum(flat_x, r * step, length)
+            r = next_job(cursors, worker, jobs)
     mean = np.zeros(images, np.float64)
     for b in range(images):
         mean[b] = partial[b * per_image * blocks : (b + 1) * per_image * blocks].sum() / count
-    for r in prange(rows):
-        cb = r % blocks
-        real = mask[cb * LANES : cb * LANES + LANES]
-        partial[r] = _row_squared_deviation(flat_x, r * step, length, mean[r // blocks // per_image], real)
+    jobs = rows
+    cursors = job_cursors(jobs)
+    for worker in prange(cursors.shape[0] // CURSOR_STRIDE):
+        r = next_job(cursors, worker, jobs)
+        while r >= 0:
+            cb = r % blocks
+            real = mask[cb * LANES : cb * LANES + LANES]
+            partial[r] = _row_squared_deviation(flat_x, r * step, length, mean[r // blocks // per_image], real)
+            r = next_job(cursors, worker, jobs)
     inv_std = np.zeros(images, np.float64)
     for b in range(images):
         inv_std[b] = 1 / np.sqrt(partial[b * per_image * blocks : (b + 1) * per_image * blocks].sum() / count + eps)
-    for r in prange(rows):
-        b, cb = r // blocks // per_image, r % blocks
-        scale = (weight[cb * LANES : cb * LANES + LANES] * inv_std[b]).astype(np.float32)
-        shift = bias[cb * LANES : cb * LANES + LANES]
-        _row_normalize(flat_x, r * step, length, np.float32(mean[b]), scale, shift, flat_out)
+    jobs = rows
+    cursors = job_cursors(jobs)
+    for worker in prange(cursors.shape[0] // CURSOR_STRIDE):
+        r = next_job(cursors, worker, jobs)
+        while r >= 0:
+            b, cb = r // blocks // per_image, r % blocks
+            scale = (weight[cb * LANES : cb * LANES + LANES] * inv_std[b]).astype(np.float32)
+            shift = bias[cb * LANES : cb * LANES + LANES]
+            _row_normalize(flat_x, r * step, length, np.float32(mean[b]), scale, shift, flat_out)
+            r = next_job(cursors, worker, jobs)
 
 
 @kernel
@@ -127,11 +148,16 @@ def global_average_pool(x, x_off, x_sb, x_scb, x_sy, height, width, pooled):
     _, blocks, _, batch, _ = pooled.shape
     flat = x.reshape(-1)
     scale = flat[0] * 0 + 1 / (height * width)
-    for job in prange(batch * blocks):
-        b, cb = job // blocks, job % blocks
-        acc = np.zeros(LANES, x.dtype)
-        for y in range(height):
-            row = x_off + b * x_sb + cb * x_scb + y * x_sy
-            for px in range(width):
-                acc += flat[row + px * LANES : row + px * LANES + LANES]
-        pooled[0, cb, 0, b, :] = acc * scale
+    jobs = batch * blocks
+    cursors = job_cursors(jobs)
+    for worker in prange(cursors.shape[0] // CURSOR_STRIDE):
+        job = next_job(cursors, worker, jobs)
+        while job >= 0:
+            b, cb = job // blocks, job % blocks
+            acc = np.zeros(LANES, x.dtype)
+            for y in range(height):
+                row = x_off + b * x_sb + cb * x_scb + y * x_sy
+                for px in range(width):
+                    acc += flat[row + px * LANES : row + px * LANES + LANES]
+            pooled[0, cb, 0, b, :] = acc * scale
+            job = next_job(cursors, worker, jobs)

@@ -25,6 +25,7 @@ from numba import prange
 
 from mobilevit_np.kernels.attention import softmax_row
 from mobilevit_np.kernels.runtime.jit import helper, kernel
+from mobilevit_np.kernels.runtime.jobs import CURSOR_STRIDE, job_cursors, next_job
 from mobilevit_np.kernels.simd import LANES
 
 
@@ -62,12 +63,22 @@ def separable_attention(qkv, out):
     padded = (length + LANES - 1) // LANES * LANES
     scores = np.zeros((n_seq, padded), qkv.dtype)  # e^(q - max) per sequence
     inverse = np.zeros(n_seq, qkv.dtype)  # 1 / sum of a sequence's e^(q - max)
-    for s in prange(n_seq):
-        for n in range(length):
-            scores[s, n] = qkv[s, 0, 0, n, 0]
-        inverse[s] = softmax_row(scores, s, length)
-    for job in prange(n_seq * blocks):
-        s, cb = job // blocks, job % blocks
-        ctx = np.empty(LANES, qkv.dtype)
-        _context(flat, s * q_sb + (1 + cb) * scb, scores[s], length, inverse[s], ctx)
-        _gate(flat, s * q_sb + (1 + blocks + cb) * scb, length, ctx, flat_out, (s * blocks + cb) * scb)
+    jobs = n_seq
+    cursors = job_cursors(jobs)
+    for worker in prange(cursors.shape[0] // CURSOR_STRIDE):
+        s = next_job(cursors, worker, jobs)
+        while s >= 0:
+            for n in range(length):
+                scores[s, n] = qkv[s, 0, 0, n, 0]
+            inverse[s] = softmax_row(scores, s, length)
+            s = next_job(cursors, worker, jobs)
+    jobs = n_seq * blocks
+    cursors = job_cursors(jobs)
+    for worker in prange(cursors.shape[0] // CURSOR_STRIDE):
+        job = next_job(cursors, worker, jobs)
+        while job >= 0:
+            s, cb = job // blocks, job % blocks
+            ctx = np.empty(LANES, qkv.dtype)
+            _context(flat, s * q_sb + (1 + cb) * scb, scores[s], length, inverse[s], ctx)
+            _gate(flat, s * q_sb + (1 + blocks + cb) * scb, length, ctx, flat_out, (s * blocks + cb) * scb)
+            job = next_job(cursors, worker, jobs)

@@ -13,11 +13,8 @@
   aborts the process on concurrent parallel launches from several Python threads, so under
   it parallel launches take a lock; under "omp" and "tbb" they run concurrently.
 
-- Parallel launches hand out their jobs dynamically, one at a time (numba's parallel
-  chunk size 1), not as one fixed share per thread: when another process holds a core, the
-  threads that do run take over the share of the one that does not. With fixed shares every
-  launch waited for the descheduled thread: mobilevit-small on 2 threads took 527 ms (median)
-  against 35 ms with dynamic jobs, on a machine loaded by other work (one thread: 60-89 ms).
+- How a parallel launch shares its jobs among the threads (each its own band first, then
+  taking over what is left of the others'): jobs.py.
 - GNU OpenMP (numba's default here) is the fastest layer on a quiet machine, but every
   parallel region ends at a barrier that each thread of the team must reach, even one that got
   no job because another process holds its core: on a 2-core machine running two other jobs,
@@ -112,15 +109,6 @@ def launch(kernel, args: tuple, work: int = PARALLEL_MIN_WORK):
     if work < PARALLEL_MIN_WORK or serial_only():
         return kernel.serial(*args)
     if _layer_is_threadsafe():
-        return _dynamic(kernel, args)
-    with _lock:
-        return _dynamic(kernel, args)
-
-
-def _dynamic(kernel, args: tuple):
-    """The parallel build with jobs handed out one at a time (the caller's chunk size restored after)."""
-    previous = numba.set_parallel_chunksize(1)
-    try:
         return kernel.parallel(*args)
-    finally:
-        numba.set_parallel_chunksize(previous)
+    with _lock:
+        return kernel.parallel(*args)
