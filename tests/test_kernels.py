@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 numba = pytest.importorskip("numba")
+from numba import prange  # noqa: E402
 
 from mobilevit_np import activations, layers, patches  # noqa: E402
 from mobilevit_np.kernels import pack  # noqa: E402
@@ -21,6 +22,8 @@ from mobilevit_np.kernels.engine_v2 import pack_qkv as pack_separable_qkv  # noq
 from mobilevit_np.kernels.layout import fold_tokens, resize_bilinear, stem_input, to_nchw, unfold_tokens  # noqa: E402
 from mobilevit_np.kernels.norm import global_average_pool, group_norm_tokens, layer_norm_tokens  # noqa: E402
 from mobilevit_np.kernels.runtime import threads  # noqa: E402
+from mobilevit_np.kernels.runtime.jit import kernel  # noqa: E402
+from mobilevit_np.kernels.runtime.jobs import CURSOR_STRIDE, job_cursors, next_job  # noqa: E402
 from mobilevit_np.kernels.separable import separable_attention  # noqa: E402
 from mobilevit_np.kernels.simd import ADD_BIAS, LANES, LOAD_INIT, tile_shape  # noqa: E402
 
@@ -431,3 +434,39 @@ def test_small_work_and_forked_children_run_the_serial_build(monkeypatch):
     monkeypatch.setattr(threads, "_forked", True)
     threads.launch(Probe(), (), work=threads.PARALLEL_MIN_WORK)
     assert calls == ["serial", "parallel", "serial"]
+
+
+@kernel
+def _record_jobs(jobs, runs):
+    """runs[job] += 1 for each job a worker takes (the pattern every kernel uses, jobs.py)."""
+    cursors = job_cursors(jobs)
+    for worker in prange(cursors.shape[0] // CURSOR_STRIDE):
+        job = next_job(cursors, worker, jobs)
+        while job >= 0:
+            runs[job] += 1
+            job = next_job(cursors, worker, jobs)
+
+
+@pytest.mark.parametrize("jobs", [0, 1, 7, 1000])
+def test_every_job_runs_once_on_both_builds(jobs):
+    for build in (_record_jobs.parallel, _record_jobs.serial):
+        runs = np.zeros(jobs, np.int64)
+        build(jobs, runs)
+        assert (runs == 1).all()
+
+
+def test_a_worker_runs_its_own_band_then_takes_over_the_others():
+    cursors = _cursors(10, 2)  # two workers: bands [0, 5) and [5, 10)
+    taken = [_next(cursors, 1, 10) for _ in range(11)]  # worker 1 alone (worker 0 was held off its core)
+    assert taken == [5, 6, 7, 8, 9, 0, 1, 2, 3, 4, -1]
+
+
+@numba.njit
+def _next(cursors, worker, jobs):
+    return next_job(cursors, worker, jobs)
+
+
+def _cursors(jobs: int, workers: int) -> np.ndarray:
+    cursors = np.zeros(workers * CURSOR_STRIDE, np.int64)
+    cursors[::CURSOR_STRIDE] = np.arange(workers) * jobs // workers
+    return cursors
