@@ -12,9 +12,9 @@ from __future__ import annotations
 import numpy as np
 from numba import prange
 
-from mobilevit_np.kernels.runtime.jit import helper, inlined, kernel
+from mobilevit_np.kernels.runtime.jit import inlined, kernel
 from mobilevit_np.kernels.runtime.jobs import CURSOR_STRIDE, job_cursors, next_job
-from mobilevit_np.kernels.simd import LANES, token_affine, token_sum
+from mobilevit_np.kernels.simd import LANES, row_affine, row_moment, token_affine, token_sum
 
 TOKENS_PER_JOB = 16
 
@@ -55,36 +55,6 @@ def layer_norm_tokens(x, mask, weight, bias, eps, inv_width, out):
             job = next_job(cursors, worker, jobs)
 
 
-@helper
-def _row_sum(x, base, length):
-    """The sum of the length x 16 values from x[base], in float64: one image's statistics add up
-    hundreds of thousands of float32 values, where a float32 running sum would lose digits."""
-    lanes = np.zeros(LANES, np.float64)
-    for j in range(length):
-        for i in range(LANES):
-            lanes[i] += x[base + j * LANES + i]
-    return lanes.sum()
-
-
-@helper
-def _row_squared_deviation(x, base, length, mean, real):
-    """sum of ((x - mean) * real)^2 over the length x 16 values from x[base] (real: 1 on real channels), float64."""
-    lanes = np.zeros(LANES, np.float64)
-    for j in range(length):
-        for i in range(LANES):
-            d = (x[base + j * LANES + i] - mean) * real[i]
-            lanes[i] += d * d
-    return lanes.sum()
-
-
-@helper
-def _row_normalize(x, base, length, mean, scale, shift, out):
-    """out = (x - mean) * scale + shift over the length x 16 values from x[base]; scale, shift (16,)."""
-    for j in range(length):
-        for i in range(LANES):
-            out[base + j * LANES + i] = (x[base + j * LANES + i] - mean) * scale[i] + shift[i]
-
-
 @kernel
 def group_norm_tokens(x, per_image, mask, weight, bias, eps, out):
     """out = group_norm(x) with one group per image: x, out (B*P, DB, 1, N, 16) float32, P = per_image sequences.
@@ -93,46 +63,46 @@ def group_norm_tokens(x, per_image, mask, weight, bias, eps, out):
 
     Image b's values are its P sequences (tokens b*P .. b*P + P-1, all their real channels),
     normalized by one mean and variance, then scaled and shifted per channel: weight, bias
-    (DB*16,) zero on padding, so padded channels stay 0. Two passes (the mean, then the squared
-    deviations from it), each summed in float64, one (sequence, block) row per job.
+    (DB*16,) zero on padding, so padded channels stay 0. One pass sums each (sequence, block) row's
+    deviations from a value of the image, c, and their squares, in float64 (simd.row_moment); then
+    mean = c + E[x - c] and variance = E[(x - c)^2] - E[x - c]^2, without the cancellation a shift of 0
+    would risk when the mean is large against the spread. A second pass normalizes.
     """
     n_seq, blocks, _, length, _ = x.shape
     images, rows = n_seq // per_image, n_seq * blocks
     flat_x, flat_out = x.reshape(-1), out.reshape(-1)
     step = length * LANES  # row r = (sequence r // blocks, block r % blocks) starts at r * step
     count = mask.sum() * per_image * length  # real values per image
-    partial = np.zeros(rows, np.float64)
+    image_rows = per_image * blocks
+    centre = np.zeros(images, np.float64)  # a value of each image (channel 0 of its first token)
+    for b in range(images):
+        centre[b] = flat_x[b * image_rows * step]
+    sums = np.zeros((2, rows), np.float64)
     jobs = rows
     cursors = job_cursors(jobs)
     for worker in prange(cursors.shape[0] // CURSOR_STRIDE):
         r = next_job(cursors, worker, jobs)
         while r >= 0:
-            partial[r] = _row_sum(flat_x, r * step, length)
+            real = mask[r % blocks * LANES : r % blocks * LANES + LANES]
+            sums[0, r] = row_moment(flat_x, r * step, length, real, centre[r // image_rows], 0)
+            sums[1, r] = row_moment(flat_x, r * step, length, real, centre[r // image_rows], 1)
             r = next_job(cursors, worker, jobs)
     mean = np.zeros(images, np.float64)
-    for b in range(images):
-        mean[b] = partial[b * per_image * blocks : (b + 1) * per_image * blocks].sum() / count
-    jobs = rows
-    cursors = job_cursors(jobs)
-    for worker in prange(cursors.shape[0] // CURSOR_STRIDE):
-        r = next_job(cursors, worker, jobs)
-        while r >= 0:
-            cb = r % blocks
-            real = mask[cb * LANES : cb * LANES + LANES]
-            partial[r] = _row_squared_deviation(flat_x, r * step, length, mean[r // blocks // per_image], real)
-            r = next_job(cursors, worker, jobs)
     inv_std = np.zeros(images, np.float64)
     for b in range(images):
-        inv_std[b] = 1 / np.sqrt(partial[b * per_image * blocks : (b + 1) * per_image * blocks].sum() / count + eps)
+        shifted_mean = sums[0, b * image_rows : (b + 1) * image_rows].sum() / count  # mean - centre
+        variance = sums[1, b * image_rows : (b + 1) * image_rows].sum() / count - shifted_mean * shifted_mean
+        mean[b] = centre[b] + shifted_mean
+        inv_std[b] = 1 / np.sqrt(max(variance, 0.0) + eps)
     jobs = rows
     cursors = job_cursors(jobs)
     for worker in prange(cursors.shape[0] // CURSOR_STRIDE):
         r = next_job(cursors, worker, jobs)
         while r >= 0:
-            b, cb = r // blocks // per_image, r % blocks
+            b, cb = r // image_rows, r % blocks
             scale = (weight[cb * LANES : cb * LANES + LANES] * inv_std[b]).astype(np.float32)
             shift = bias[cb * LANES : cb * LANES + LANES]
-            _row_normalize(flat_x, r * step, length, np.float32(mean[b]), scale, shift, flat_out)
+            row_affine(flat_x, r * step, length, np.float32(mean[b]), scale, shift, flat_out)
             r = next_job(cursors, worker, jobs)
 
 

@@ -146,10 +146,11 @@ class _Vectors:
         """base[index] in every lane."""
         return self.splat_value(self.builder.load(self.builder.gep(base, [index])))
 
-    def splat_value(self, scalar):
-        """A scalar value in every lane."""
-        one = self.builder.insert_element(self._undef, scalar, ir.Constant(ir.IntType(32), 0))
-        return self.builder.shuffle_vector(one, self._undef, self._zero_mask)
+    def splat_value(self, scalar, vector_type=None):
+        """A scalar value in every lane (of this call's vector type, or of vector_type)."""
+        undef = ir.Constant(vector_type, ir.Undefined) if vector_type else self._undef
+        one = self.builder.insert_element(undef, scalar, ir.Constant(ir.IntType(32), 0))
+        return self.builder.shuffle_vector(one, undef, self._zero_mask)
 
     def fma(self, a, b, c):
         return self.builder.call(self._fma, [a, b, c])
@@ -379,10 +380,12 @@ def _depthwise_tile(typingctx, rows, operands):
 # ---------------------------------------------------------------- softmax rows
 
 
-def _reduce(v: _Vectors, name: str, vector, *start):
-    fnty = ir.FunctionType(v.scalar, [v.scalar] * len(start) + [v.vector])
+def _reduce(v: _Vectors, name: str, vector, *start, vector_type=None):
+    vector_type = vector_type or v.vector
+    scalar = vector_type.element
+    fnty = ir.FunctionType(scalar, [scalar] * len(start) + [vector_type])
     fn = cgutils.get_or_insert_function(
-        v.builder.module, fnty, f"llvm.vector.reduce.{name}.v{LANES}{v.scalar.intrinsic_name}"
+        v.builder.module, fnty, f"llvm.vector.reduce.{name}.v{LANES}{scalar.intrinsic_name}"
     )
     return v.builder.call(fn, [*start, vector])
 
@@ -457,6 +460,55 @@ def _token_sum(typingctx, array, base, stride, blocks, mask, centre, square):
         return _reduce(v, "fadd", builder.load(total), ir.Constant(v.scalar, 0.0))
 
     return array.dtype(array, base, stride, blocks, mask, centre, square), codegen
+
+
+@intrinsic
+def _row_moment(typingctx, array, start, vectors, mask, centre, square):
+    """sum over `vectors` x 16 values from array.flat[start] of ((x - centre) * mask[l]) (square=0) or its
+    square (square=1), lane l = the value's position in its 16, summed in float64. Twin: np.sum.
+
+    Group norm sums a whole image's values (hundreds of thousands): float32 running sums would
+    lose digits, so each 16 float32 values are widened to float64 before the subtraction."""
+    if not isinstance(array, types.Array) or _literal(square) is None:
+        return None
+    squared = _literal(square) == 1
+
+    def codegen(context, builder, sig, args):
+        array, start, vectors, mask, centre, _ = args
+        v = _Vectors(context, builder, sig.args[0].dtype)
+        wide = ir.VectorType(ir.DoubleType(), LANES)
+        px = builder.gep(_data(context, builder, sig.args[0], array), [start])
+        real = builder.fpext(v.load(_data(context, builder, sig.args[3], mask), v.const(0)), wide)
+        centres = v.splat_value(context.cast(builder, centre, sig.args[4], types.float64), wide)
+        total = cgutils.alloca_once_value(builder, ir.Constant(wide, None))
+        with cgutils.for_range(builder, vectors) as vector:
+            value = builder.fpext(v.load(px, builder.mul(vector.index, v.const(LANES))), wide)
+            d = builder.fmul(builder.fsub(value, centres), real)
+            builder.store(builder.fadd(builder.load(total), builder.fmul(d, d) if squared else d), total)
+        return _reduce(v, "fadd", builder.load(total), ir.Constant(ir.DoubleType(), 0.0), vector_type=wide)
+
+    return types.float64(array, start, vectors, mask, centre, square), codegen
+
+
+@intrinsic
+def _row_affine(typingctx, x, start, vectors, mean, scale, shift, out):
+    """out.flat[i] = (x.flat[i] - mean) * scale[l] + shift[l] for `vectors` x 16 values from start (l = i % 16)."""
+    if not isinstance(x, types.Array):
+        return None
+
+    def codegen(context, builder, sig, args):
+        x, start, vectors, mean, scale, shift, out = args
+        v = _Vectors(context, builder, sig.args[0].dtype)
+        px, po = (builder.gep(_data(context, builder, sig.args[i], args[i]), [start]) for i in (0, 6))
+        means = v.splat_value(context.cast(builder, mean, sig.args[3], sig.args[0].dtype))
+        scales = v.load(_data(context, builder, sig.args[4], scale), v.const(0))
+        shifts = v.load(_data(context, builder, sig.args[5], shift), v.const(0))
+        with cgutils.for_range(builder, vectors) as vector:
+            at = builder.mul(vector.index, v.const(LANES))
+            v.store(v.fma(builder.fsub(v.load(px, at), means), scales, shifts), po, at)
+        return context.get_dummy_value()
+
+    return types.void(x, start, vectors, mean, scale, shift, out), codegen
 
 
 @intrinsic
@@ -570,6 +622,17 @@ def _python_token_sum(array, base, stride, blocks, mask, centre, square):
     return (d * d if square else d).sum(dtype=array.dtype)
 
 
+def _python_row_moment(array, start, vectors, mask, centre, square):
+    values = array.reshape(-1)[start : start + vectors * LANES].reshape(vectors, LANES).astype(np.float64)
+    d = (values - centre) * mask[:LANES]
+    return (d * d if square else d).sum()
+
+
+def _python_row_affine(x, start, vectors, mean, scale, shift, out):
+    values = x.reshape(-1)[start : start + vectors * LANES].reshape(vectors, LANES)
+    out.reshape(-1)[start : start + vectors * LANES] = ((values - mean) * scale[:LANES] + shift[:LANES]).reshape(-1)
+
+
 def _python_token_affine(x, base, stride, blocks, mean, inv, weight, bias, out):
     n = blocks * LANES
     values = (_token_values(x, base, stride, blocks) - mean) * (inv * weight[:n]) + bias[:n]
@@ -581,4 +644,6 @@ row_max = _python_row_max if config.DISABLE_JIT else _row_max
 row_exp_sum = _python_row_exp_sum if config.DISABLE_JIT else _row_exp_sum
 depthwise_tile = _python_depthwise_tile if config.DISABLE_JIT else _depthwise_tile
 token_sum = _python_token_sum if config.DISABLE_JIT else _token_sum
+row_moment = _python_row_moment if config.DISABLE_JIT else _row_moment
+row_affine = _python_row_affine if config.DISABLE_JIT else _row_affine
 token_affine = _python_token_affine if config.DISABLE_JIT else _token_affine
