@@ -385,3 +385,31 @@ def test_a_healed_numba_cache_is_used_by_the_next_process(tmp_path):
     assert healed.stdout.strip() == "0" and "numba cache of add_one is corrupt" in healed.stderr
     again = run()
     assert again.stdout.strip() == "1" and "corrupt" not in again.stderr  # loaded from the rewritten cache
+
+
+def test_a_cached_kernel_is_recompiled_when_a_helper_it_inlines_changes(tmp_path):
+    """numba alone checks a cached function against its own file: the edited helper would not be seen."""
+    pytest.importorskip("numba")
+    (tmp_path / "helper_module.py").write_text(
+        "import numba\n\n@numba.njit(inline='always')\ndef value():\n    return 1\n"
+    )
+    (tmp_path / "kernel_module.py").write_text(
+        "import pathlib, numba, helper_module\n"
+        "from mobilevit_np.kernels.runtime.cache import stamped\n\n"
+        "def plain():\n    return helper_module.value()\n\n"
+        "def kernel():\n    return helper_module.value()\n\n"
+        "plain = numba.njit(cache=True)(plain)\n"
+        "kernel = stamped(numba.njit(cache=True)(kernel), pathlib.Path(__file__).parent)\n"
+    )
+    program = "import kernel_module as k; print(k.plain(), k.kernel())"
+
+    def run() -> str:
+        result = subprocess.run([sys.executable, "-c", program], cwd=tmp_path, capture_output=True, text=True)
+        assert result.returncode == 0, result.stderr
+        return result.stdout.strip()
+
+    assert run() == "1 1"  # both compiled and cached
+    (tmp_path / "helper_module.py").write_text(
+        (tmp_path / "helper_module.py").read_text().replace("return 1", "return 2")
+    )
+    assert run() == "1 2"  # numba's own check keeps the stale code; the stamped one is compiled again

@@ -1,4 +1,14 @@
-"""Recover from a corrupt numba cache file instead of failing every run until it is deleted.
+"""numba's disk cache, made safe: stale when any kernel source changes, and healed when corrupt.
+
+Stale code. numba checks a cached function against its own source file only (its mtime and
+size). A kernel's machine code also holds every helper and intrinsic it inlines from other
+modules (simd.py's register tiles, jobs.py's cursors): after an edit or an upgrade that
+changed only simd.py, conv.py's cached code would be the old tiles, which can be wrong or
+crash (an edited intrinsic met this way measured a segmentation fault). stamped() adds a
+digest of every source file of the kernels package to the stamp numba compares, so any
+change there recompiles every kernel once.
+
+Corrupt files. Recover from a corrupt numba cache file instead of failing every run until it is deleted.
 
 numba keeps a cache=True function's machine code in two pickles, NAME.nbi (the index) and
 NAME.nbc (the code), in __pycache__ or NUMBA_CACHE_DIR. When one is truncated or garbled
@@ -16,9 +26,31 @@ dispatcher without one (cache=False) is returned unchanged.
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import os
 import warnings
+from pathlib import Path
 from typing import Any
+
+KERNELS = Path(__file__).resolve().parents[1]  # the kernels package (mobilevit_np.kernels)
+
+
+@functools.cache
+def sources_digest(folder: Path) -> str:
+    """A digest of the contents of every .py file under folder (names included), once per process."""
+    digest = hashlib.sha256()
+    for path in sorted(folder.rglob("*.py")):
+        digest.update(str(path.relative_to(folder)).encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def stamped(dispatcher: Any, folder: Path = KERNELS) -> Any:
+    """`dispatcher` (a numba cache=True function) whose cache is stale when any source under folder changes."""
+    cache_file = getattr(getattr(dispatcher, "_cache", None), "_cache_file", None)
+    if cache_file is not None and hasattr(cache_file, "_source_stamp"):
+        cache_file._source_stamp = (cache_file._source_stamp, sources_digest(folder))
+    return dispatcher
 
 
 def heal_corrupt_cache(dispatcher: Any) -> Any:

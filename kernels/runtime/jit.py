@@ -15,7 +15,8 @@ Compiled code is cached on disk (cache=True, in __pycache__ next to each module,
 NUMBA_CACHE_DIR): a second process loads the machine code instead of compiling it, and
 says nothing. The first compile in a fresh cache prints one line to stderr. Numba keys
 the cache on each kernel's own source file and on the CPU it compiles for (NUMBA_CPU_NAME
-or the host), so another CPU kind gets code of its own. When no cache directory is
+or the host), so another CPU kind gets code of its own; cache.stamped adds every kernels
+source file, since a kernel's code holds the helpers it inlines from other modules. When no cache directory is
 writable, kernels are compiled in memory instead, with one warning.
 """
 
@@ -28,7 +29,7 @@ from collections.abc import Callable
 
 import numba
 
-from mobilevit_np.kernels.runtime.cache import heal_corrupt_cache
+from mobilevit_np.kernels.runtime.cache import heal_corrupt_cache, stamped
 
 FASTMATH = frozenset({"nsz", "arcp", "contract", "afn", "reassoc"})
 OPTIONS = dict(fastmath=set(FASTMATH), error_model="numpy", nogil=True)
@@ -90,7 +91,7 @@ def _compile(func: Callable, parallel: bool):
     global _caching
     if _caching:
         try:
-            return _announcing(heal_corrupt_cache(numba.njit(cache=True, parallel=parallel, **OPTIONS)(func)))
+            return _announcing(heal_corrupt_cache(stamped(numba.njit(cache=True, parallel=parallel, **OPTIONS)(func))))
         except RuntimeError as e:  # numba: "cannot cache function ...: no locator available for file ..."
             if "cannot cache" not in str(e):
                 raise
