@@ -392,7 +392,11 @@ def _reduce(v: _Vectors, name: str, vector, *start, vector_type=None):
 
 @intrinsic
 def _row_max(typingctx, array, start, blocks):
-    """max of array.flat[start : start + 16 * blocks] (-inf for none), 16 lanes at a time. Twin: np.max."""
+    """max of array.flat[start : start + 16 * blocks] (-inf for none), 16 lanes at a time. Twin: np.max.
+
+    A compare and select per vector (vmaxps), not llvm.maxnum (whose NaN rule costs a compare
+    and a blend more); a NaN score ends up in the softmax's sum either way, so every
+    probability of its row is NaN, as in the reference."""
     if not isinstance(array, types.Array):
         return None
 
@@ -403,7 +407,8 @@ def _row_max(typingctx, array, start, blocks):
         best = cgutils.alloca_once_value(builder, v.splat(float("-inf")))
         with cgutils.for_range(builder, blocks) as block:
             value = v.load(base, builder.mul(block.index, v.const(LANES)))
-            builder.store(builder.call(v._intrinsic("maxnum", 2), [builder.load(best), value]), best)
+            known = builder.load(best)
+            builder.store(builder.select(builder.fcmp_ordered(">", value, known), value, known), best)
         return _reduce(v, "fmax", builder.load(best))
 
     return array.dtype(array, start, blocks), codegen
