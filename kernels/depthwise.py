@@ -72,36 +72,50 @@ def depthwise_tiles(
     taps (T, 2) int64: (dy, dx) of each kernel offset, dilation included; w packed (CB, T, 16)
     with w[cb, t, l] = weight[cb*16 + l, 0, t]; bias (CB*16,).
     """
-    num_taps = taps.shape[0]
     flags = activation_flag(act)
     jobs = batch * blocks * out_h
     cursors = job_cursors(jobs)
     for worker in prange(cursors.shape[0] // CURSOR_STRIDE):
+        x_taps = tap_offsets(taps, x_sy)
         job = next_job(cursors, worker, jobs)
         while job >= 0:
             b, rest = job // (blocks * out_h), job % (blocks * out_h)
             y, cb = rest // blocks, rest % blocks  # channel blocks innermost: a thread's share is a band of rows
-            x_taps = np.empty(num_taps, np.int64)
-            for t in range(num_taps):
-                x_taps[t] = taps[t, 0] * x_sy + taps[t, 1] * LANES
             row_in = x_off + b * x_sb + cb * x_scb + y * stride * x_sy
-            row_out = o_off + b * o_sb + cb * o_scb + y * o_sy
-            for x0 in range(0, out_w, DW_ROWS):
-                rows = min(DW_ROWS, out_w - x0)
-                args = (
-                    x,
-                    row_in + x0 * stride * LANES,
-                    stride * LANES,
-                    x_taps,
-                    w,
-                    cb * num_taps * LANES,
-                    num_taps,
-                    bias,
-                    cb * LANES,
-                    out,
-                    row_out + x0 * LANES,
-                    LANES,
-                    flags,
-                )
-                _tile(rows, args)
+            depthwise_row(
+                x, row_in, stride, x_taps, w, cb, bias, out, o_off + b * o_sb + cb * o_scb + y * o_sy, out_w, flags
+            )
             job = next_job(cursors, worker, jobs)
+
+
+@inlined
+def tap_offsets(taps, x_sy):
+    """taps (T, 2) (dy, dx) -> (T,) offsets in elements of a blocked map whose rows are x_sy apart."""
+    x_taps = np.empty(taps.shape[0], np.int64)
+    for t in range(taps.shape[0]):
+        x_taps[t] = taps[t, 0] * x_sy + taps[t, 1] * LANES
+    return x_taps
+
+
+@inlined
+def depthwise_row(x, row_in, stride, x_taps, w, cb, bias, out, row_out, out_w, flags):
+    """One output row of channel block cb: out.flat[row_out + px*16 + l] for px < out_w, from the input
+    row starting at x.flat[row_in] (its first output pixel's centre tap), DW_ROWS pixels per tile."""
+    num_taps = x_taps.shape[0]
+    for x0 in range(0, out_w, DW_ROWS):
+        args = (
+            x,
+            row_in + x0 * stride * LANES,
+            stride * LANES,
+            x_taps,
+            w,
+            cb * num_taps * LANES,
+            num_taps,
+            bias,
+            cb * LANES,
+            out,
+            row_out + x0 * LANES,
+            LANES,
+            flags,
+        )
+        _tile(min(DW_ROWS, out_w - x0), args)

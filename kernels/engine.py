@@ -18,6 +18,7 @@ copies are made only on request.
 Which kernel stands for which reference function (the twin index is in kernels/__init__.py):
     model.conv_layer (1x1 and kxk, batch norm, activation) -> conv.conv2d_tiles
     model.conv_layer (depthwise)                           -> depthwise.depthwise_tiles
+    model.inverted_residual's depthwise + reduce 1x1       -> fused.depthwise_pointwise
     model.transformer_layer's linears                      -> conv.conv2d_tiles on tokens
     layers.layer_norm                                      -> norm.layer_norm_tokens
     layers.multi_head_attention                            -> attention.attention_heads
@@ -48,6 +49,7 @@ from mobilevit_np.kernels.activation import FUSED, NONE
 from mobilevit_np.kernels.attention import attention_heads
 from mobilevit_np.kernels.conv import conv2d_tiles
 from mobilevit_np.kernels.depthwise import depthwise_tiles
+from mobilevit_np.kernels.fused import depthwise_pointwise
 from mobilevit_np.kernels.layout import fold_tokens, resize_bilinear, stem_input, to_nchw, unfold_tokens
 from mobilevit_np.kernels.norm import global_average_pool, layer_norm_tokens
 from mobilevit_np.kernels.runtime.jit import Kernel
@@ -556,12 +558,57 @@ class Engine:
     def _inverted_residual(self, plan: Plan, x: Map, convs: list[Conv], out: Map | None = None, pad: int = 0) -> Map:
         expand, depthwise, reduce = convs
         h = self._conv(plan, x, expand, activation=self.activation, pad=depthwise.reach)
-        d = self._conv(plan, h, depthwise, activation=self.activation)
-        plan.buffers.give(h)
         residual = x if depthwise.stride == 1 and x.channels == reduce.out_channels else None
-        y = self._conv(plan, d, reduce, out=out, residual=residual, pad=pad)
-        plan.buffers.give(d)
+        if activation_code(self.activation)[1] is None:  # the depthwise's activation runs in its tiles
+            y = self._depthwise_pointwise(plan, h, depthwise, reduce, out, residual, pad)
+        else:
+            d = self._conv(plan, h, depthwise, activation=self.activation)
+            y = self._conv(plan, d, reduce, out=out, residual=residual, pad=pad)
+            plan.buffers.give(d)
+        plan.buffers.give(h)
         return y
+
+    def _depthwise_pointwise(
+        self, plan: Plan, h: Map, depthwise: Conv, reduce: Conv, out: Map | None, residual: Map | None, pad: int
+    ) -> Map:
+        """reduce(activation(depthwise(h))) (+ residual) as one kernel (fused.py): the wide map is never written."""
+        out_h = conv_output_size(h.height, depthwise.size, depthwise.stride, depthwise.reach, depthwise.dilation)
+        out_w = conv_output_size(h.width, depthwise.size, depthwise.stride, depthwise.reach, depthwise.dilation)
+        batch = h.buffer.shape[0]
+        if out is None:
+            out = plan.buffers.new_map(batch, reduce.out_channels, out_h, out_w, pad)
+        flags, r_buffer, r_strides = ADD_BIAS, out.buffer, (0, 0, 0, 0)
+        if residual is not None:
+            flags |= LOAD_INIT
+            r_buffer, r_strides = residual.buffer, residual.strides()
+        k = reduce.weight.shape[2]
+        plan.add(
+            depthwise_pointwise,
+            h.buffer,
+            *h.strides(),
+            depthwise.stride,
+            depthwise.taps,
+            depthwise.weight,
+            depthwise.bias,
+            h.blocks,
+            activation_code(self.activation)[0],
+            reduce.weight,
+            k * LANES,
+            k,
+            reduce.bias,
+            out.buffer,
+            *out.strides(),
+            out.blocks,
+            r_buffer,
+            *r_strides,
+            flags,
+            batch,
+            out_h,
+            out_w,
+            work=batch * out_h * out_w * h.blocks * LANES * (len(depthwise.taps) + k),
+            label=f"conv depthwise {depthwise.size}x{depthwise.size} + 1x1",
+        )
+        return out
 
     def _mobilenet_stage(self, plan: Plan, x: Map, stage: dict, out_pad: int) -> Map:
         blocks = stage["blocks"]

@@ -19,6 +19,7 @@ from mobilevit_np.kernels.conv import conv2d_tiles  # noqa: E402
 from mobilevit_np.kernels.depthwise import depthwise_tiles  # noqa: E402
 from mobilevit_np.kernels.engine import Map, pack_qkv  # noqa: E402
 from mobilevit_np.kernels.engine_v2 import pack_qkv as pack_separable_qkv  # noqa: E402
+from mobilevit_np.kernels.fused import depthwise_pointwise  # noqa: E402
 from mobilevit_np.kernels.layout import fold_tokens, resize_bilinear, stem_input, to_nchw, unfold_tokens  # noqa: E402
 from mobilevit_np.kernels.norm import global_average_pool, group_norm_tokens, layer_norm_tokens  # noqa: E402
 from mobilevit_np.kernels.runtime import threads  # noqa: E402
@@ -236,6 +237,49 @@ def test_depthwise_matches_conv2d(case):
         out.height,
         out.width,
         SILU,
+    )
+    np.testing.assert_allclose(nchw(out), expected, **TOL)
+
+
+@pytest.mark.parametrize("residual", [False, True])
+@pytest.mark.parametrize("case", DEPTHWISE_CASES)
+def test_depthwise_pointwise_matches_two_convolutions(case, residual):
+    batch, channels, height, width, size, stride, dilation = case
+    narrow = 20  # the reduce's output channels: two blocks, the second partly padding
+    rng = np.random.RandomState(sum(case) + residual)
+    x, weight, bias = rand(rng, batch, channels, height, width), rand(rng, channels, 1, size, size), rand(rng, channels)
+    reduce_weight, reduce_bias = rand(rng, narrow, channels, 1, 1), rand(rng, narrow)
+    padding = (size - 1) // 2 * dilation
+    mid = activations.silu(layers.conv2d(x, weight, bias, stride, padding, dilation, groups=channels))
+    expected = layers.conv2d(mid, reduce_weight, reduce_bias)
+    out = empty_map(batch, narrow, *expected.shape[2:])
+    skip = blocked(rand(rng, *expected.shape), pad=1) if residual else out
+    if residual:
+        expected = expected + nchw(skip)
+    source = blocked(x, padding)
+    packed = pack.pack_conv(reduce_weight, np.arange(channels))
+    depthwise_pointwise(
+        source.buffer,
+        *source.strides(),
+        stride,
+        pack.kernel_taps(size, dilation),
+        pack.pack_depthwise(weight),
+        pack.pack_vector(bias, channels, np.float32),
+        source.blocks,
+        SILU,
+        packed,
+        packed.shape[2] * LANES,
+        packed.shape[2],
+        pack.pack_vector(reduce_bias, narrow, np.float32),
+        out.buffer,
+        *out.strides(),
+        out.blocks,
+        skip.buffer,
+        *(skip.strides() if residual else (0, 0, 0, 0)),
+        ADD_BIAS | (LOAD_INIT if residual else 0),
+        batch,
+        out.height,
+        out.width,
     )
     np.testing.assert_allclose(nchw(out), expected, **TOL)
 
