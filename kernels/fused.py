@@ -61,8 +61,9 @@ def depthwise_pointwise(
     The depthwise part takes depthwise.depthwise_tiles' arguments (x, its strides, stride, taps,
     dw_w packed (MB, T, 16), dw_bias, mid_blocks = MB blocks, act); the pointwise part
     conv.conv2d_tiles' for a 1x1 convolution (w packed (OB, 1, k, 16), w_bs = k * 16, bias, out
-    and its strides, residual and flags as there). Twin: model.inverted_residual's conv_3x3 then
-    reduce_1x1 (see the module docstring).
+    and its strides, residual and flags as there).
+
+    Twin: model.inverted_residual's conv_3x3 then reduce_1x1 (see the module docstring).
     """
     dw_flags = activation_flag(act)
     groups = (out_blocks + BLOCKS - 1) // BLOCKS

@@ -102,3 +102,24 @@ def test_quoted_code_is_in_the_source(doc):
         source_lines = {line.strip() for line in (ROOT / path).read_text(encoding="utf-8").splitlines()}
         for line in block.strip().splitlines():
             assert line.strip() in source_lines, f"{doc.name}: quoted line not in {path}: {line.strip()}"
+
+
+def test_every_kernel_names_its_twin_in_the_twin_index():
+    """Each @kernel's docstring has a "Twin:" line, and docs/fast_path.md's index lists the kernel."""
+    pytest.importorskip("numba")
+    import pkgutil
+
+    import mobilevit_np.kernels as kernels
+    from mobilevit_np.kernels.runtime.jit import Kernel
+
+    index = (ROOT / "docs" / "fast_path.md").read_text()
+    index = index[index.index("## Which kernel stands for which reference function") :]
+    found = []
+    for info in pkgutil.walk_packages(kernels.__path__, "mobilevit_np.kernels."):
+        module = importlib.import_module(info.name)
+        for name, obj in vars(module).items():
+            if isinstance(obj, Kernel) and obj.py_func.__module__ == module.__name__:
+                found.append(name)
+                assert re.search(r"^\s*Twin: ", obj.__doc__ or "", re.M), f"{info.name}.{name} names no twin"
+                assert f"{info.name.rsplit('.', 1)[1]}.{name}" in index, f"{name} is not in the twin index"
+    assert "depthwise_pointwise" in found and "conv2d_tiles" in found
