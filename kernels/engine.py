@@ -18,7 +18,7 @@ copies are made only on request.
 Which kernel stands for which reference function (the twin index is in kernels/__init__.py):
     model.conv_layer (1x1 and kxk, batch norm, activation) -> conv.conv2d_tiles
     model.conv_layer (depthwise)                           -> depthwise.depthwise_tiles
-    model.inverted_residual's depthwise + reduce 1x1       -> fused.depthwise_pointwise
+    model.inverted_residual (expand, depthwise, reduce)   -> fused.inverted_residual_rows
     model.transformer_layer's linears                      -> conv.conv2d_tiles on tokens
     layers.layer_norm                                      -> norm.layer_norm_tokens
     layers.multi_head_attention                            -> attention.attention_heads
@@ -49,7 +49,7 @@ from mobilevit_np.kernels.activation import FUSED, NONE
 from mobilevit_np.kernels.attention import attention_heads
 from mobilevit_np.kernels.conv import conv2d_tiles
 from mobilevit_np.kernels.depthwise import depthwise_tiles
-from mobilevit_np.kernels.fused import depthwise_pointwise
+from mobilevit_np.kernels.fused import inverted_residual_rows
 from mobilevit_np.kernels.layout import fold_tokens, resize_bilinear, stem_input, to_nchw, unfold_tokens
 from mobilevit_np.kernels.norm import global_average_pool, layer_norm_tokens
 from mobilevit_np.kernels.runtime.jit import Kernel
@@ -557,44 +557,48 @@ class Engine:
 
     def _inverted_residual(self, plan: Plan, x: Map, convs: list[Conv], out: Map | None = None, pad: int = 0) -> Map:
         expand, depthwise, reduce = convs
-        h = self._conv(plan, x, expand, activation=self.activation, pad=depthwise.reach)
         residual = x if depthwise.stride == 1 and x.channels == reduce.out_channels else None
-        if activation_code(self.activation)[1] is None:  # the depthwise's activation runs in its tiles
-            y = self._depthwise_pointwise(plan, h, depthwise, reduce, out, residual, pad)
-        else:
-            d = self._conv(plan, h, depthwise, activation=self.activation)
-            y = self._conv(plan, d, reduce, out=out, residual=residual, pad=pad)
-            plan.buffers.give(d)
+        if activation_code(self.activation)[1] is None:  # the activation runs in the tiles: one kernel
+            return self._inverted_residual_rows(plan, x, convs, out, residual, pad)
+        h = self._conv(plan, x, expand, activation=self.activation, pad=depthwise.reach)
+        d = self._conv(plan, h, depthwise, activation=self.activation)
         plan.buffers.give(h)
+        y = self._conv(plan, d, reduce, out=out, residual=residual, pad=pad)
+        plan.buffers.give(d)
         return y
 
-    def _depthwise_pointwise(
-        self, plan: Plan, h: Map, depthwise: Conv, reduce: Conv, out: Map | None, residual: Map | None, pad: int
+    def _inverted_residual_rows(
+        self, plan: Plan, x: Map, convs: list[Conv], out: Map | None, residual: Map | None, pad: int
     ) -> Map:
-        """reduce(activation(depthwise(h))) (+ residual) as one kernel (fused.py): the wide map is never written."""
-        out_h = conv_output_size(h.height, depthwise.size, depthwise.stride, depthwise.reach, depthwise.dilation)
-        out_w = conv_output_size(h.width, depthwise.size, depthwise.stride, depthwise.reach, depthwise.dilation)
-        batch = h.buffer.shape[0]
+        """The whole block as fused.inverted_residual_rows: its two wide maps are never written."""
+        expand, depthwise, reduce = convs
+        out_h = conv_output_size(x.height, depthwise.size, depthwise.stride, depthwise.reach, depthwise.dilation)
+        out_w = conv_output_size(x.width, depthwise.size, depthwise.stride, depthwise.reach, depthwise.dilation)
+        batch = x.buffer.shape[0]
         if out is None:
             out = plan.buffers.new_map(batch, reduce.out_channels, out_h, out_w, pad)
         flags, r_buffer, r_strides = ADD_BIAS, out.buffer, (0, 0, 0, 0)
         if residual is not None:
             flags |= LOAD_INIT
             r_buffer, r_strides = residual.buffer, residual.strides()
-        k = reduce.weight.shape[2]
+        mid_blocks = pack.num_blocks(expand.out_channels)
+        in_channels = expand.weight.shape[2]
         plan.add(
-            depthwise_pointwise,
-            h.buffer,
-            *h.strides(),
+            inverted_residual_rows,
+            x.buffer,
+            *x.strides(),
+            x.height,
+            x.width,
+            expand.weight,
+            expand.bias,
             depthwise.stride,
             depthwise.taps,
+            depthwise.reach,
             depthwise.weight,
             depthwise.bias,
-            h.blocks,
+            mid_blocks,
             activation_code(self.activation)[0],
             reduce.weight,
-            k * LANES,
-            k,
             reduce.bias,
             out.buffer,
             *out.strides(),
@@ -605,8 +609,11 @@ class Engine:
             batch,
             out_h,
             out_w,
-            work=batch * out_h * out_w * h.blocks * LANES * (len(depthwise.taps) + k),
-            label=f"conv depthwise {depthwise.size}x{depthwise.size} + 1x1",
+            work=batch
+            * mid_blocks
+            * LANES
+            * (x.height * x.width * in_channels + out_h * out_w * (len(depthwise.taps) + reduce.weight.shape[2])),
+            label="inverted residual",
         )
         return out
 

@@ -122,4 +122,4 @@ def test_every_kernel_names_its_twin_in_the_twin_index():
                 found.append(name)
                 assert re.search(r"^\s*Twin: ", obj.__doc__ or "", re.M), f"{info.name}.{name} names no twin"
                 assert f"{info.name.rsplit('.', 1)[1]}.{name}" in index, f"{name} is not in the twin index"
-    assert "depthwise_pointwise" in found and "conv2d_tiles" in found
+    assert "inverted_residual_rows" in found and "conv2d_tiles" in found

@@ -19,7 +19,7 @@ from mobilevit_np.kernels.conv import conv2d_tiles  # noqa: E402
 from mobilevit_np.kernels.depthwise import depthwise_tiles  # noqa: E402
 from mobilevit_np.kernels.engine import Map, pack_qkv  # noqa: E402
 from mobilevit_np.kernels.engine_v2 import pack_qkv as pack_separable_qkv  # noqa: E402
-from mobilevit_np.kernels.fused import depthwise_pointwise  # noqa: E402
+from mobilevit_np.kernels.fused import inverted_residual_rows  # noqa: E402
 from mobilevit_np.kernels.layout import fold_tokens, resize_bilinear, stem_input, to_nchw, unfold_tokens  # noqa: E402
 from mobilevit_np.kernels.norm import global_average_pool, group_norm_tokens, layer_norm_tokens  # noqa: E402
 from mobilevit_np.kernels.runtime import threads  # noqa: E402
@@ -243,34 +243,39 @@ def test_depthwise_matches_conv2d(case):
 
 @pytest.mark.parametrize("residual", [False, True])
 @pytest.mark.parametrize("case", DEPTHWISE_CASES)
-def test_depthwise_pointwise_matches_two_convolutions(case, residual):
-    batch, channels, height, width, size, stride, dilation = case
-    narrow = 20  # the reduce's output channels: two blocks, the second partly padding
+def test_inverted_residual_rows_matches_three_convolutions(case, residual):
+    batch, wide, height, width, size, stride, dilation = case  # wide: the expanded (depthwise) channels
+    c_in, c_out = 20, 20  # the block's input and output channels: two blocks, the second partly padding
     rng = np.random.RandomState(sum(case) + residual)
-    x, weight, bias = rand(rng, batch, channels, height, width), rand(rng, channels, 1, size, size), rand(rng, channels)
-    reduce_weight, reduce_bias = rand(rng, narrow, channels, 1, 1), rand(rng, narrow)
+    x = rand(rng, batch, c_in, height, width)
+    expand_weight, expand_bias = rand(rng, wide, c_in, 1, 1), rand(rng, wide)
+    weight, bias = rand(rng, wide, 1, size, size), rand(rng, wide)
+    reduce_weight, reduce_bias = rand(rng, c_out, wide, 1, 1), rand(rng, c_out)
     padding = (size - 1) // 2 * dilation
-    mid = activations.silu(layers.conv2d(x, weight, bias, stride, padding, dilation, groups=channels))
+    expanded = activations.silu(layers.conv2d(x, expand_weight, expand_bias))
+    mid = activations.silu(layers.conv2d(expanded, weight, bias, stride, padding, dilation, groups=wide))
     expected = layers.conv2d(mid, reduce_weight, reduce_bias)
-    out = empty_map(batch, narrow, *expected.shape[2:])
+    out = empty_map(batch, c_out, *expected.shape[2:])
     skip = blocked(rand(rng, *expected.shape), pad=1) if residual else out
     if residual:
         expected = expected + nchw(skip)
-    source = blocked(x, padding)
-    packed = pack.pack_conv(reduce_weight, np.arange(channels))
-    depthwise_pointwise(
+    source = blocked(x, pad=1)  # any border: the expand reads only the interior
+    inverted_residual_rows(
         source.buffer,
         *source.strides(),
+        height,
+        width,
+        pack.pack_conv(expand_weight),
+        pack.pack_vector(expand_bias, wide, np.float32),
         stride,
         pack.kernel_taps(size, dilation),
+        padding,
         pack.pack_depthwise(weight),
-        pack.pack_vector(bias, channels, np.float32),
-        source.blocks,
+        pack.pack_vector(bias, wide, np.float32),
+        pack.num_blocks(wide),
         SILU,
-        packed,
-        packed.shape[2] * LANES,
-        packed.shape[2],
-        pack.pack_vector(reduce_bias, narrow, np.float32),
+        pack.pack_conv(reduce_weight),
+        pack.pack_vector(reduce_bias, c_out, np.float32),
         out.buffer,
         *out.strides(),
         out.blocks,
