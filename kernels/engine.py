@@ -582,7 +582,7 @@ class Engine:
             flags |= LOAD_INIT
             r_buffer, r_strides = residual.buffer, residual.strides()
         mid_blocks = pack.num_blocks(expand.out_channels)
-        in_channels = expand.weight.shape[2]
+        in_channels, taps = expand.weight.shape[2], len(depthwise.taps)  # multiply-adds per wide value: see work=
         plan.add(
             inverted_residual_rows,
             x.buffer,
@@ -612,7 +612,7 @@ class Engine:
             work=batch
             * mid_blocks
             * LANES
-            * (x.height * x.width * in_channels + out_h * out_w * (len(depthwise.taps) + reduce.weight.shape[2])),
+            * (x.height * x.width * in_channels + out_h * out_w * (taps + out.blocks * LANES)),
             label="inverted residual",
         )
         return out
