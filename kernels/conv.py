@@ -34,6 +34,10 @@ from mobilevit_np.kernels.simd import RELU as RELU_FLAG
 from mobilevit_np.kernels.simd import SILU as SILU_FLAG
 
 ROWS, BLOCKS = tile_shape()
+# A job's weights (the BLOCKS output blocks of one group, all taps and input channels) larger
+# than this many floats (256 KB) are not re-read from L2 for every row: jobs go group by group.
+# ASPP's dilated 3x3 convolutions over 512 channels have 1.2 MB per group (measured below).
+PANEL_FLOATS = 1 << 16
 
 
 @inlined
@@ -141,11 +145,15 @@ def conv2d_tiles(
     groups = (out_blocks + BLOCKS - 1) // BLOCKS
     flags |= activation_flag(act)
     jobs = groups * batch * out_h
+    weights_first = w_bs * BLOCKS > PANEL_FLOATS
     cursors = job_cursors(jobs)
     for worker in prange(cursors.shape[0] // CURSOR_STRIDE):
         job = next_job(cursors, worker, jobs)
         while job >= 0:
-            g, by = job % groups, job // groups
+            if weights_first:  # a thread's share is a range of output blocks: their weights stay in its L2
+                g, by = job // (batch * out_h), job % (batch * out_h)
+            else:  # a band of rows: a thread reads the rows it wrote (jobs.py)
+                g, by = job % groups, job // groups
             b, y = by // out_h, by % out_h
             blocks = min(BLOCKS, out_blocks - g * BLOCKS)
             a_taps = np.empty(num_taps, np.int64)

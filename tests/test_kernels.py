@@ -37,6 +37,7 @@ CONV_CASES = [
     (2, 20, 33, 7, 13, 3, 1, 1),
     (1, 18, 70, 10, 7, 3, 2, 1),  # stride 2, 5 output blocks: a tile of 4 blocks and one of 1
     (1, 17, 16, 9, 8, 3, 1, 6),  # dilation larger than half the map: whole rows of taps skipped
+    (2, 130, 70, 6, 5, 3, 1, 2),  # 9 taps x 144 x 64 floats per group > conv.PANEL_FLOATS (AVX-512): group by group
     (2, 9, 12, 6, 5, 5, 1, 1),
 ]
 DEPTHWISE_CASES = [(1, 20, 9, 11, 3, 1, 1), (2, 33, 10, 7, 3, 2, 1), (1, 16, 13, 12, 3, 1, 2), (1, 7, 6, 9, 5, 1, 1)]
