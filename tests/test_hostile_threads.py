@@ -126,6 +126,14 @@ def test_unusable_numba_cache_dir_falls_back_without_error(tmp_path):
     assert "Warning" not in result.stderr
 
 
+def test_a_serial_build_loaded_from_the_cache_runs_first_in_a_process(tmp_path):
+    """The serial build, called before anything launched numba's threads, loaded from a warm cache."""
+    serial_first = A_KERNEL.replace("global_average_pool(x,", "global_average_pool.serial(x,")
+    for run in ("compiles", "loads from the cache"):
+        result = run_python(serial_first, NUMBA_CACHE_DIR=str(tmp_path / "cache"))
+        assert result.returncode == 0 and result.stdout.strip() == "ok", (run, result.returncode, result.stderr[-2000:])
+
+
 FORK_POOL = """
     import multiprocessing
     import numpy as np

@@ -106,13 +106,18 @@ def _compile(func: Callable, parallel: bool):
 
 
 def _announcing(dispatcher):
-    """The dispatcher, wrapped so that the first compile of the process says once that it happens once."""
+    """The dispatcher, wrapped so that the first compile of the process says once that it happens once,
+    and so that numba's threading layer is up before any kernel's code is compiled or loaded."""
     if not hasattr(dispatcher, "compile"):  # NUMBA_DISABLE_JIT=1: the plain Python function
         return dispatcher
     original = dispatcher.compile
 
     def compile_once_said(sig):
         global _announced
+        # Kernels call the threading layer's get_num_threads (jobs.py), a symbol numba registers when it
+        # launches the layer. A serial build loaded from the cache before anything launched it would be
+        # linked against nothing (measured: a segmentation fault); numba.get_num_threads() launches it.
+        numba.get_num_threads()
         if not _announced and not dispatcher.overloads:
             _announced = True
             if not _cache_has(dispatcher):
