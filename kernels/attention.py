@@ -58,17 +58,25 @@ def softmax_row(scores, row, length):
 def _gather_keys_values(qkv, n, first, head_dim, seg_blocks, length, kt, vh):
     """kt[j // 16, c, j % 16] = K[n, first + c, j];  vh[c // 16, j, c % 16] = V[n, first + c, j].
 
-    Channel by channel: a channel's block and lane are worked out once, and the token loops are
-    plain strided copies.
+    K channel by channel, 16 keys at a time (a fixed-length loop LLVM turns into vector code);
+    V token by token, whose d channels are runs of neighbours in both layouts. (Channel by
+    channel with one loop over the tokens: 0.23-0.28 ms for mobilevit-small's layer_3, one
+    thread; this way 0.18 ms.)
     """
+    whole = length // LANES * LANES
     for c in range(head_dim):
         ch = first + c
         keys = qkv[n, seg_blocks + ch // LANES, 0, :, ch % LANES]  # (L,), every 16th value
-        values = qkv[n, 2 * seg_blocks + ch // LANES, 0, :, ch % LANES]
-        to_keys, to_values = kt[:, c, :], vh[c // LANES, :, c % LANES]  # (LB, 16), (L,)
-        for j in range(length):
-            to_keys[j // LANES, j % LANES] = keys[j]
-            to_values[j] = values[j]
+        for jb in range(whole // LANES):
+            for lane in range(LANES):
+                kt[jb, c, lane] = keys[jb * LANES + lane]
+        for j in range(whole, length):
+            kt[j // LANES, c, j % LANES] = keys[j]
+    values = qkv[n, 2 * seg_blocks :, 0]  # (DB, L, 16)
+    for j in range(length):
+        for c in range(head_dim):
+            ch = first + c
+            vh[c // LANES, j, c % LANES] = values[ch // LANES, j, ch % LANES]
 
 
 @kernel
