@@ -49,6 +49,35 @@ def im2col(x: np.ndarray, kernel: int, stride: int, padding: int, dilation: int)
     return np.stack(kernel_windows(x, kernel, stride, padding, dilation), axis=2)
 
 
+# Bytes of a feature map that one loop step works on: with its temporaries it stays in the L2 cache
+# from one pass to the next (256 KB ran best of 32 KB .. 1 MB, docs/performance.md).
+CACHE_BLOCK_BYTES = 256 * 1024
+
+
+def channel_blocks(channels: int, bytes_per_channel: int) -> list[slice]:
+    """Slices of the channel axis of about CACHE_BLOCK_BYTES each (at least one channel each)."""
+    step = max(1, CACHE_BLOCK_BYTES // bytes_per_channel)
+    return [slice(start, start + step) for start in range(0, channels, step)]
+
+
+def stride_phases(padded: np.ndarray, stride: int) -> dict[tuple[int, int], np.ndarray]:
+    """The stride x stride phases of a padded map, each flattened row after row.
+
+    padded (B, C, s*Hq, s*Wq) -> {(a, b): (B, C, Hq*Wq)},
+        phase[a, b][..., y*Wq + x] = padded[..., s*y + a, s*x + b]
+    so that a window taken at stride s is a window of one phase taken at stride 1. At stride 1 the
+    one phase is `padded` itself, flattened (a view, no copy).
+    """
+    batch, channels = padded.shape[:2]
+    if stride == 1:
+        return {(0, 0): padded.reshape(batch, channels, -1)}
+    return {
+        (a, b): np.ascontiguousarray(padded[:, :, a::stride, b::stride]).reshape(batch, channels, -1)
+        for a in range(stride)
+        for b in range(stride)
+    }
+
+
 def depthwise_conv2d(
     x: np.ndarray,
     weight: np.ndarray,
@@ -61,20 +90,58 @@ def depthwise_conv2d(
 
     x (B, C, H, W), weight (C, 1, k, k), bias (C,) -> (B, C, Ho, Wo)
 
-    out[b, c] = bias[c] + sum_t weight[c, 0, t] * window_t[b, c]: a weighted sum of the k*k shifted
-    windows, one multiply-add over the map per tap. (As one matrix product per channel, after im2col,
-    it first writes a k*k times larger copy of the map: 2x slower at stride 1, see conv2d.)
+    out[b, c, y, x] = bias[c] + sum_{i, j} weight[c, 0, i, j] * padded[b, c, s*y + i*d, s*x + j*d]
+
+    Channels are independent, so they go in blocks that stay in the L2 cache through the k*k
+    passes of shifted_window_sum (where whole maps would stream through memory once per tap).
     """
-    channels, _, kernel, _ = weight.shape
-    taps = weight.reshape(channels, kernel * kernel)[:, :, None, None]  # (C, k*k, 1, 1)
-    windows = kernel_windows(x, kernel, stride, padding, dilation)
-    out = windows[0] * taps[:, 0]
-    product = np.empty_like(out)
-    for t in range(1, kernel * kernel):
-        out += np.multiply(windows[t], taps[:, t], out=product)  # in place: no new map per tap
+    batch, channels, height, width = x.shape
+    kernel = weight.shape[-1]
+    out_h = conv_output_size(height, kernel, stride, padding, dilation)
+    out_w = conv_output_size(width, kernel, stride, padding, dilation)
+    out = np.empty((batch, channels, out_h, out_w), dtype=x.dtype)
+    for block in channel_blocks(channels, x[:, 0].nbytes):
+        out[:, block] = shifted_window_sum(x[:, block], weight[block], stride, padding, dilation)
     if bias is not None:
         out += bias[:, None, None]
     return out
+
+
+def shifted_window_sum(x: np.ndarray, weight: np.ndarray, stride: int, padding: int, dilation: int) -> np.ndarray:
+    """Each channel's weighted sum of its k*k shifted windows: a depthwise convolution without bias.
+
+    x (B, C, H, W), weight (C, 1, k, k) -> (B, C, Ho, Wo), one multiply-add over the map per tap.
+
+    NumPy runs a multiply-add fast over one long contiguous run and slowly over many short rows,
+    so each window is laid out as one run (3x faster at stride 1, docs/performance.md):
+    - tap (i, j) reads stride phase (i*d % s, j*d % s) (stride_phases) shifted by (i*d // s, j*d // s);
+    - in a phase flattened row after row (Wq wide), a shift by (dy, dx) is one shift by dy*Wq + dx,
+      so the sum is computed for a (Ho, Wq) grid, and its columns past Wo, which wrap into the
+      next row, are dropped.
+    """
+    batch, channels, height, width = x.shape
+    kernel = weight.shape[-1]
+    out_h = conv_output_size(height, kernel, stride, padding, dilation)
+    out_w = conv_output_size(width, kernel, stride, padding, dilation)
+    reach = dilation * (kernel - 1) // stride  # the largest shift inside a phase
+    grid_h, grid_w = out_h + reach + 1, out_w + reach  # one row more: the last tap's run ends past row Ho + reach
+    # Zero-padded to exactly (s*grid_h, s*grid_w): no tap reads the rows and columns past that.
+    padded = np.zeros((batch, channels, stride * grid_h, stride * grid_w), dtype=x.dtype)
+    rows, cols = min(height, stride * grid_h - padding), min(width, stride * grid_w - padding)
+    padded[:, :, padding : padding + rows, padding : padding + cols] = x[:, :, :rows, :cols]
+    phases = stride_phases(padded, stride)  # {(a, b): (B, C, grid_h * grid_w)}
+    taps = weight.reshape(channels, kernel * kernel, 1)  # (C, k*k, 1)
+    run = out_h * grid_w  # one tap's run: the (Ho, Wq) grid, flattened
+    total, product = np.empty((batch, channels, run), dtype=x.dtype), np.empty((batch, channels, run), dtype=x.dtype)
+    for t in range(kernel * kernel):
+        dy, dx = t // kernel * dilation, t % kernel * dilation
+        start = dy // stride * grid_w + dx // stride
+        window = phases[dy % stride, dx % stride][:, :, start : start + run]  # (B, C, Ho*Wq)
+        if t == 0:
+            np.multiply(window, taps[:, 0], out=total)
+        else:
+            total += np.multiply(window, taps[:, t], out=product)  # in place: no new array per tap
+    return total.reshape(batch, channels, out_h, grid_w)[:, :, :, :out_w]
 
 
 def conv2d(
@@ -97,9 +164,7 @@ def conv2d(
     """
     batch, channels, _, _ = x.shape
     out_channels, group_channels, kernel, _ = weight.shape
-    if groups == channels == out_channels and kernel > 1 and stride == 1:
-        # Strided, the windows are strided views that NumPy walks slowly: im2col's copy + matmul is faster
-        # there (a 3x3 over 128 channels at 128x128, stride 2: 6.9 ms against 8.3; stride 1: 35.6 against 17.7).
+    if groups == channels == out_channels and kernel > 1:
         return depthwise_conv2d(x, weight, bias, stride, padding, dilation)
     if kernel == 1 and stride == 1 and padding == 0:
         out_h, out_w = x.shape[2:]
