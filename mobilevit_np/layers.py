@@ -229,9 +229,13 @@ def layer_norm(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, eps: float =
 
     y = (x - mean) / sqrt(var + eps) * weight + bias, with the biased variance.
     """
-    mean = x.mean(axis=-1, keepdims=True)
-    var = np.square(x - mean).mean(axis=-1, keepdims=True)
-    return (x - mean) / np.sqrt(var + x.dtype.type(eps)) * weight + bias
+    centered = x - x.mean(axis=-1, keepdims=True)  # (..., D)
+    var = np.square(centered).mean(axis=-1, keepdims=True)  # (..., 1)
+    # The rest in place on `centered`: the same arithmetic without a new array per step.
+    centered /= np.sqrt(var + x.dtype.type(eps))
+    centered *= weight
+    centered += bias
+    return centered
 
 
 def group_norm(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, eps: float = 1e-5) -> np.ndarray:
@@ -254,8 +258,12 @@ def group_norm(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, eps: float =
 
 def linear(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None = None) -> np.ndarray:
     """x (..., in) @ weight.T (in, out) + bias (out,) -> (..., out); weight is (out, in) as in PyTorch."""
-    out = x @ weight.T
-    return out if bias is None else out + bias
+    # One matrix product over all leading axes (x as (N*L, in)): for a 3-D x np.matmul would
+    # make one small product per sequence (docs/performance.md).
+    out = x.reshape(-1, x.shape[-1]) @ weight.T  # (N*L, out)
+    if bias is not None:
+        out += bias  # in place on the fresh product
+    return out.reshape(*x.shape[:-1], weight.shape[0])
 
 
 def global_avg_pool(x: np.ndarray) -> np.ndarray:
@@ -268,8 +276,14 @@ def global_avg_pool(x: np.ndarray) -> np.ndarray:
 
 def softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
     """exp(x) / sum(exp(x)) along `axis`, shifted by the max so exp never overflows."""
-    e = np.exp(x - x.max(axis=axis, keepdims=True))
-    return e / e.sum(axis=axis, keepdims=True)
+    e = x - x.max(axis=axis, keepdims=True)  # <= 0; then in place, no new array per step
+    # exp of less than log(smallest normal float) is a subnormal number, which x86 computes ~10x slower
+    # (a softmax over random-weight scores: 11 ms -> 2.6); against the row's largest term, 1, it is
+    # below 1e-38 (float32), so such terms are raised to that smallest normal number instead.
+    np.maximum(e, np.log(np.finfo(x.dtype).tiny), out=e)
+    np.exp(e, out=e)
+    e /= e.sum(axis=axis, keepdims=True)
+    return e
 
 
 def multi_head_attention(
@@ -297,7 +311,8 @@ def multi_head_attention(
     q = split_heads(linear(x, **query))
     k = split_heads(linear(x, **key))
     v = split_heads(linear(x, **value))
-    scores = (q @ k.transpose(0, 1, 3, 2)) / x.dtype.type(np.sqrt(head_dim))  # (N, heads, L, L)
+    scores = q @ k.transpose(0, 1, 3, 2)  # (N, heads, L, L)
+    scores /= x.dtype.type(np.sqrt(head_dim))  # in place on the fresh product
     probs = softmax(scores, axis=-1)
     context = probs @ v  # (N, heads, L, d)
     return context.transpose(0, 2, 1, 3).reshape(n, length, width), probs
