@@ -24,15 +24,7 @@ import numpy as np
 from mobilevit_np.activations import get_activation, relu
 from mobilevit_np.architecture import BATCH_NORM_EPS, Stage, encoder_stages
 from mobilevit_np.config import MobileViTConfig
-from mobilevit_np.layers import (
-    batch_norm,
-    channel_blocks,
-    conv2d,
-    global_avg_pool,
-    layer_norm,
-    linear,
-    multi_head_attention,
-)
+from mobilevit_np.layers import batch_norm, conv2d, global_avg_pool, layer_norm, linear, multi_head_attention
 from mobilevit_np.patches import fold, unfold
 from mobilevit_np.trace import record, scope
 
@@ -71,19 +63,11 @@ def conv_layer(
     kernel = weight.shape[-1]
     groups = x.shape[1] // weight.shape[1]
     x = conv2d(x, weight, convolution.get("bias"), stride, (kernel - 1) // 2 * dilation, dilation, groups)
-    if normalization is None and activation is None:
-        return x
-    # Norm and activation one block of channels at a time: a block's values stay in the L2 cache from
-    # one step to the next, where whole maps would stream through memory once per step (docs/performance.md).
-    out = np.empty(x.shape, dtype=x.dtype)
-    for block in channel_blocks(x.shape[1], x[:, 0].nbytes):
-        h = x[:, block]  # (B, c, H, W)
-        if normalization is not None:
-            h = batch_norm(h, **{name: value[block] for name, value in normalization.items()}, eps=BATCH_NORM_EPS)
-        if activation is not None:
-            h = activation(h)
-        out[:, block] = h
-    return out
+    if normalization is not None:
+        x = batch_norm(x, **normalization, eps=BATCH_NORM_EPS)
+    if activation is not None:
+        x = activation(x)
+    return x
 
 
 def inverted_residual(
