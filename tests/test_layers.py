@@ -8,7 +8,9 @@ import pytest
 from mobilevit_np import activations
 from mobilevit_np.layers import (
     batch_norm,
+    channel_blocks,
     conv2d,
+    depthwise_conv2d,
     fold_batch_norm,
     global_avg_pool,
     interpolate_bilinear,
@@ -61,6 +63,46 @@ def test_conv2d(c_in, c_out, k, stride, dilation, groups, size):
     ours = conv2d(x, w, b, stride, padding, dilation, groups)
     theirs = F.conv2d(T(x), T(w), T(b), stride, padding, dilation, groups).numpy()
     np.testing.assert_allclose(ours, theirs, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parity
+@pytest.mark.parametrize(
+    "k, stride, padding, dilation, size",
+    [
+        (3, 1, 1, 1, (9, 7)),
+        (3, 2, 1, 1, (9, 8)),  # odd and even sizes: the stride phases differ in length
+        (3, 2, 2, 2, (13, 11)),  # strided and dilated: taps read different phases
+        (5, 2, 2, 1, (12, 12)),
+        (3, 3, 0, 1, (10, 11)),  # stride 3, no padding: the map is cut, not padded, at the end
+        (5, 1, 4, 2, (6, 9)),
+        (1, 2, 0, 1, (7, 7)),
+    ],
+)
+def test_depthwise_conv2d_any_stride_padding_dilation(k, stride, padding, dilation, size):
+    x, w, b = randn(2, 6, *size), randn(6, 1, k, k), randn(6)
+    ours = depthwise_conv2d(x, w, b, stride, padding, dilation)
+    theirs = F.conv2d(T(x), T(w), T(b), stride, padding, dilation, groups=6).numpy()
+    np.testing.assert_allclose(ours, theirs, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parity
+@pytest.mark.parametrize("stride", [1, 2])
+def test_depthwise_conv2d_over_several_channel_blocks_float32(stride):
+    x, w = randn(2, 40, 48, 48, dtype=np.float32), randn(40, 1, 3, 3, dtype=np.float32)
+    assert len(channel_blocks(40, x[:, 0].nbytes)) > 2  # the case this test is for
+    ours = depthwise_conv2d(x, w, None, stride, 1, 1)
+    assert ours.flags.c_contiguous
+    assert_close(ours, F.conv2d(T(x), T(w), None, stride, 1, 1, groups=40).numpy())
+
+
+@pytest.mark.parity
+def test_softmax_of_widely_spread_scores_has_no_subnormals():
+    scores = np.array([[0.0, -50.0, -90.0, -100.0, -200.0], [3.0, 2.0, 1.0, 0.0, -1.0]], dtype=np.float32)
+    ours = softmax(scores)
+    assert_close(ours, F.softmax(T(scores), dim=-1).numpy())
+    assert np.all(ours >= np.finfo(np.float32).tiny)  # no subnormal probability, none flushed to 0 either
+    assert ours[0, 2] == ours[0, 3] == ours[0, 4] < 1e-36  # the terms raised to the floor
+    np.testing.assert_allclose(ours[0, 1], np.exp(-50.0), rtol=1e-6)  # above the floor: untouched
 
 
 @pytest.mark.parity
