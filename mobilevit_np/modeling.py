@@ -27,7 +27,7 @@ from mobilevit_np.layers import interpolate_bilinear
 from mobilevit_np.memory import check_forward_memory
 from mobilevit_np.model import BackboneResult, backbone, classification_head, expand_and_pool, segmentation_head
 from mobilevit_np.precision import Precision, precision_name, resolve_precision, store
-from mobilevit_np.trace import Trace, tracing, tracing_active
+from mobilevit_np.trace import Trace, per_image, tracing, tracing_active
 
 # ---------------------------------------------------------------------- outputs
 # hidden_states (output_hidden_states=True): the outputs of encoder layer_1 .. layer_5,
@@ -255,13 +255,21 @@ class _PreTrained:
     def _forward(self, pixel_values: np.ndarray, hidden_states: bool, attentions: bool) -> dict:
         """The forward pass as {"hidden_states", "attentions", and the head's outputs}: the fast
         engine when the backend has one for this model (not while tracing: the trace records
-        the reference's steps), else the reference functions of model.py."""
+        the reference's steps), else the reference functions of model.py, one image at a time."""
         x = self._check_input(pixel_values)
         if not tracing_active():
             if self._engine is None:
                 self._engine = make_engine(self)  # False when this model runs the reference
             if self._engine:
                 return self._engine(x, hidden_states, attentions)
+        if len(x) == 1:
+            return self._reference_forward(x)
+        # Images are independent at inference, and one image's feature maps stay in the CPU's caches
+        # where a batch's stream through memory: one at a time runs faster (docs/performance.md).
+        return _join_images(per_image(self._reference_forward, x))
+
+    def _reference_forward(self, x: np.ndarray) -> dict:
+        """The reference functions of model.py (model_v2.py) on a batch, as _forward returns them."""
         result = self._reference_backbone(x)
         return {"hidden_states": result.hidden_states, "attentions": result.attentions, **self._head(result)}
 
@@ -276,6 +284,19 @@ class _PreTrained:
     def _backbone_params(self) -> dict:
         """The backbone's weights: a head model keeps them under "mobilevit.", as transformers names them."""
         return self.params if self.head == "base" else self.params[self.base_model_prefix]
+
+
+def _join_images(outputs: list[dict]) -> dict:
+    """_forward's outputs for single images -> the batch's: arrays joined along the batch axis, lists of
+    arrays (hidden states, attentions) item by item. An attention's batch axis is image-major
+    (B * patch_area), so joining along it gives the batch's layout too."""
+    joined = {}
+    for name, first in outputs[0].items():
+        if isinstance(first, list):
+            joined[name] = [np.concatenate(items) for items in zip(*(output[name] for output in outputs), strict=True)]
+        else:
+            joined[name] = np.concatenate([output[name] for output in outputs])
+    return joined
 
 
 def _as_tuple(arrays: list[np.ndarray], wanted: bool) -> tuple[np.ndarray, ...] | None:

@@ -17,7 +17,7 @@ plain name: `unfold`, `fold`, `pooler`, `logits`.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -136,3 +136,19 @@ def tracing() -> Iterator[Trace]:
         yield trace
     finally:
         _ACTIVE.reset(token)
+
+
+def per_image(forward: Callable[[np.ndarray], Any], images: np.ndarray) -> list[Any]:
+    """[forward(images[i : i + 1]) for each image]; with a trace active, each image's steps are
+    recorded apart, then into the trace joined along the batch axis, as one batched pass records them
+    (every recorded array is image-major along axis 0: (B, ...) or (B * patch_area, ...))."""
+    if not tracing_active():
+        return [forward(images[i : i + 1]) for i in range(len(images))]
+    outputs, traces = [], []
+    for i in range(len(images)):
+        with tracing() as image_trace:
+            outputs.append(forward(images[i : i + 1]))
+        traces.append(image_trace)
+    for steps in zip(*traces, strict=True):
+        record(steps[0].name, np.concatenate([step.array for step in steps]))
+    return outputs

@@ -5,7 +5,15 @@ import threading
 import numpy as np
 import pytest
 
-from mobilevit_np import MobileViTForImageClassification, MobileViTForSemanticSegmentation, MobileViTModel
+from mobilevit_np import (
+    MobileViTForImageClassification,
+    MobileViTForSemanticSegmentation,
+    MobileViTModel,
+    MobileViTV2Config,
+    MobileViTV2ForSemanticSegmentation,
+)
+from mobilevit_np.checkpoints.state_dict import save_checkpoint
+from mobilevit_np.random_weights import random_state_dict
 from mobilevit_np.trace import Trace, record, scope, tracing
 
 
@@ -138,3 +146,27 @@ def test_numba_backend_records_the_same_steps(make_checkpoint, pixel_values):
     fast = fast_model.trace(pixel_values)
     assert list(fast.shapes.items()) == list(reference.shapes.items())  # same names, order and shapes
     np.testing.assert_array_equal(fast["logits"], fast.output.logits)
+
+
+@pytest.mark.parametrize("generation", ["v1", "v2"])
+def test_a_batch_run_image_by_image_equals_the_batched_reference(make_checkpoint, generation, tmp_path):
+    """The reference runs a batch one image at a time (faster: each image's maps stay in cache) and joins the
+    outputs: every output, hidden state and attention matches running model.py on the whole batch at once."""
+    if generation == "v1":
+        model = MobileViTForImageClassification.from_pretrained(make_checkpoint("classification"), dtype="float64")
+    else:
+        config = MobileViTV2Config(
+            width_multiplier=0.25, base_attn_unit_dims=[32, 48, 64], n_attn_blocks=[2, 1, 1], aspp_out_channels=24
+        )
+        save_checkpoint(tmp_path / "v2", config, random_state_dict(config, "segmentation", seed=0))
+        model = MobileViTV2ForSemanticSegmentation.from_pretrained(tmp_path / "v2", dtype="float64")
+    x = np.random.default_rng(0).uniform(0, 1, (3, 3, 64, 64))
+    batched = model._reference_forward(x)  # model.py / model_v2.py on the batch of 3 at once
+    joined = model._forward(x, True, True)  # image by image, then joined
+    assert joined.keys() == batched.keys()
+    for name, expected in batched.items():
+        items = zip(joined[name], expected, strict=True) if isinstance(expected, list) else [(joined[name], expected)]
+        for ours, theirs in items:
+            assert ours.shape == theirs.shape
+            np.testing.assert_allclose(ours, theirs, rtol=1e-12, atol=1e-12, err_msg=name)
+    assert len(batched["hidden_states"]) == 5 and (generation == "v2" or len(batched["attentions"]) == 9)
