@@ -18,26 +18,39 @@ def conv_output_size(size: int, kernel: int, stride: int, padding: int, dilation
     return (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
 
 
+def stride_phases(padded: np.ndarray, stride: int) -> dict[tuple[int, int], np.ndarray]:
+    """The stride x stride phases of a padded map: phase (a, b) holds its pixels (s*y + a, s*x + b).
+
+    padded (B, C, Hp, Wp) -> {(a, b): (B, C, ~Hp/s, ~Wp/s)},
+        phase[a, b][b_, c, y, x] = padded[b_, c, s*y + a, s*x + b]
+    so that a window taken at stride s is a window of one phase taken at stride 1: rows of
+    neighbouring values, which NumPy copies and adds far faster than every s-th value. At
+    stride 1 the one phase is `padded` itself (no copy).
+    """
+    if stride == 1:
+        return {(0, 0): padded}
+    return {
+        (a, b): np.ascontiguousarray(padded[:, :, a::stride, b::stride]) for a in range(stride) for b in range(stride)
+    }
+
+
 def kernel_windows(x: np.ndarray, kernel: int, stride: int, padding: int, dilation: int) -> list[np.ndarray]:
     """The k*k views of the zero-padded map that a kxk kernel's taps read.
 
     x (B, C, H, W) -> [window_t for t = i*k + j], each (B, C, Ho, Wo), where
         window_t[b, c, y, x] = padded[b, c, y*stride + i*dilation, x*stride + j*dilation]
+    taken as a stride-1 window of stride phase (i*d % s, j*d % s), shifted by (i*d // s, j*d // s).
     """
     _, _, height, width = x.shape
     out_h = conv_output_size(height, kernel, stride, padding, dilation)
     out_w = conv_output_size(width, kernel, stride, padding, dilation)
-    padded = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
-    return [
-        padded[
-            :,
-            :,
-            i * dilation : i * dilation + stride * (out_h - 1) + 1 : stride,
-            j * dilation : j * dilation + stride * (out_w - 1) + 1 : stride,
-        ]
-        for i in range(kernel)
-        for j in range(kernel)
-    ]
+    phases = stride_phases(np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding))), stride)
+    windows = []
+    for t in range(kernel * kernel):
+        dy, dx = t // kernel * dilation, t % kernel * dilation
+        phase = phases[dy % stride, dx % stride]
+        windows.append(phase[:, :, dy // stride : dy // stride + out_h, dx // stride : dx // stride + out_w])
+    return windows
 
 
 def im2col(x: np.ndarray, kernel: int, stride: int, padding: int, dilation: int) -> np.ndarray:
@@ -58,24 +71,6 @@ def channel_blocks(channels: int, bytes_per_channel: int) -> list[slice]:
     """Slices of the channel axis of about CACHE_BLOCK_BYTES each (at least one channel each)."""
     step = max(1, CACHE_BLOCK_BYTES // bytes_per_channel)
     return [slice(start, start + step) for start in range(0, channels, step)]
-
-
-def stride_phases(padded: np.ndarray, stride: int) -> dict[tuple[int, int], np.ndarray]:
-    """The stride x stride phases of a padded map, each flattened row after row.
-
-    padded (B, C, s*Hq, s*Wq) -> {(a, b): (B, C, Hq*Wq)},
-        phase[a, b][..., y*Wq + x] = padded[..., s*y + a, s*x + b]
-    so that a window taken at stride s is a window of one phase taken at stride 1. At stride 1 the
-    one phase is `padded` itself, flattened (a view, no copy).
-    """
-    batch, channels = padded.shape[:2]
-    if stride == 1:
-        return {(0, 0): padded.reshape(batch, channels, -1)}
-    return {
-        (a, b): np.ascontiguousarray(padded[:, :, a::stride, b::stride]).reshape(batch, channels, -1)
-        for a in range(stride)
-        for b in range(stride)
-    }
 
 
 def depthwise_conv2d(
@@ -114,7 +109,7 @@ def shifted_window_sum(x: np.ndarray, weight: np.ndarray, stride: int, padding: 
 
     NumPy runs a multiply-add fast over one long contiguous run and slowly over many short rows,
     so each window is laid out as one run (3x faster at stride 1, docs/performance.md):
-    - tap (i, j) reads stride phase (i*d % s, j*d % s) (stride_phases) shifted by (i*d // s, j*d // s);
+    - tap (i, j) reads stride phase (i*d % s, j*d % s) shifted by (i*d // s, j*d // s), as in kernel_windows;
     - in a phase flattened row after row (Wq wide), a shift by (dy, dx) is one shift by dy*Wq + dx,
       so the sum is computed for a (Ho, Wq) grid, and its columns past Wo, which wrap into the
       next row, are dropped.
@@ -129,7 +124,7 @@ def shifted_window_sum(x: np.ndarray, weight: np.ndarray, stride: int, padding: 
     padded = np.zeros((batch, channels, stride * grid_h, stride * grid_w), dtype=x.dtype)
     rows, cols = min(height, stride * grid_h - padding), min(width, stride * grid_w - padding)
     padded[:, :, padding : padding + rows, padding : padding + cols] = x[:, :, :rows, :cols]
-    phases = stride_phases(padded, stride)  # {(a, b): (B, C, grid_h * grid_w)}
+    phases = {phase: values.reshape(batch, channels, -1) for phase, values in stride_phases(padded, stride).items()}
     taps = weight.reshape(channels, kernel * kernel, 1)  # (C, k*k, 1)
     run = out_h * grid_w  # one tap's run: the (Ho, Wq) grid, flattened
     total, product = np.empty((batch, channels, run), dtype=x.dtype), np.empty((batch, channels, run), dtype=x.dtype)
