@@ -242,13 +242,10 @@ def group_norm(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, eps: float =
     Unlike layer_norm above, which normalizes each token over its D features alone.
     """
     axes = tuple(range(1, x.ndim))
-    centered = x - x.mean(axis=axes, keepdims=True)  # the mean is (B, 1, ...)
-    var = np.square(centered).mean(axis=axes, keepdims=True)
+    mean = x.mean(axis=axes, keepdims=True)  # (B, 1, ...)
+    var = np.square(x - mean).mean(axis=axes, keepdims=True)
     per_channel = (slice(None),) + (None,) * (x.ndim - 2)  # (C,) -> (C, 1, ...)
-    centered /= np.sqrt(var + x.dtype.type(eps))  # in place, as in layer_norm
-    centered *= weight[per_channel]
-    centered += bias[per_channel]
-    return centered
+    return (x - mean) / np.sqrt(var + x.dtype.type(eps)) * weight[per_channel] + bias[per_channel]
 
 
 # ------------------------------------------------------------ dense and pooling
