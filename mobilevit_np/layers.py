@@ -22,7 +22,7 @@ def stride_phases(padded: np.ndarray, stride: int) -> dict[tuple[int, int], np.n
     """The stride x stride phases of a padded map: phase (a, b) holds its pixels (s*y + a, s*x + b).
 
     padded (B, C, Hp, Wp) -> {(a, b): (B, C, ~Hp/s, ~Wp/s)},
-        phase[a, b][b_, c, y, x] = padded[b_, c, s*y + a, s*x + b]
+        phase[a, b][..., y, x] = padded[..., s*y + a, s*x + b]
     so that a window taken at stride s is a window of one phase taken at stride 1: rows of
     neighbouring values, which NumPy copies and adds far faster than every s-th value. At
     stride 1 the one phase is `padded` itself (no copy).
