@@ -103,6 +103,9 @@ def test_softmax_of_widely_spread_scores_has_no_subnormals():
     assert np.all(ours >= np.finfo(np.float32).tiny)  # no subnormal probability, none flushed to 0 either
     assert ours[0, 2] == ours[0, 3] == ours[0, 4] < 1e-36  # the terms raised to the floor
     np.testing.assert_allclose(ours[0, 1], np.exp(-50.0), rtol=1e-6)  # above the floor: untouched
+    in_place = scores.copy()
+    assert softmax(in_place, out=in_place) is in_place
+    np.testing.assert_array_equal(in_place, ours)
 
 
 @pytest.mark.parity
