@@ -464,10 +464,7 @@ class Engine:
                 label=f"conv depthwise {conv.size}x{conv.size}",
             )
         else:
-            flags, r_buffer, r_strides = ADD_BIAS, out.buffer, (0, 0, 0, 0)
-            if residual is not None:  # a map of out's shape, maybe with another border (its own strides)
-                flags |= LOAD_INIT
-                r_buffer, r_strides = residual.buffer, residual.strides()
+            flags, r_buffer, r_strides = _bias_and_residual(out, residual)
             k = conv.weight.shape[2]
             bias, bias_sb = (conv.bias, 0) if image_bias is None else (image_bias, image_bias.shape[1])
             plan.add(
@@ -577,10 +574,7 @@ class Engine:
         batch = x.buffer.shape[0]
         if out is None:
             out = plan.buffers.new_map(batch, reduce.out_channels, out_h, out_w, pad)
-        flags, r_buffer, r_strides = ADD_BIAS, out.buffer, (0, 0, 0, 0)
-        if residual is not None:
-            flags |= LOAD_INIT
-            r_buffer, r_strides = residual.buffer, residual.strides()
+        flags, r_buffer, r_strides = _bias_and_residual(out, residual)
         mid_blocks = pack.num_blocks(expand.out_channels)
         in_channels, taps = expand.weight.shape[2], len(depthwise.taps)  # multiply-adds per wide value: see work=
         plan.add(
@@ -794,6 +788,14 @@ class Engine:
         logits = self._conv(plan, projected, self.seg_classifier)
         shape = (plan.batch, logits.channels, logits.height, logits.width)
         plan.add(_copy_out, logits.interior(), logits.channels, Output("logits", shape))
+
+
+def _bias_and_residual(out: Map, residual: Map | None) -> tuple[int, np.ndarray, tuple[int, int, int, int]]:
+    """The gemm tiles' (flags, residual buffer, its strides) for writing `out`: add the bias, and start from
+    `residual` when given (a map of out's shape, maybe with another border: its own strides)."""
+    if residual is None:
+        return ADD_BIAS, out.buffer, (0, 0, 0, 0)
+    return ADD_BIAS | LOAD_INIT, residual.buffer, residual.strides()
 
 
 def _pixels_out(interior: np.ndarray, channels: int, out: np.ndarray) -> None:
