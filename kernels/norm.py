@@ -14,7 +14,7 @@ from numba import prange
 
 from mobilevit_np.kernels.runtime.jit import inlined, kernel
 from mobilevit_np.kernels.runtime.jobs import CURSOR_STRIDE, job_cursors, next_job
-from mobilevit_np.kernels.simd import LANES, row_affine, row_moment, token_affine, token_sum
+from mobilevit_np.kernels.simd import LANES, row_moment, token_affine, token_sum
 
 TOKENS_PER_JOB = 16
 
@@ -30,7 +30,7 @@ def _normalize_token(x, base, scb, blocks, mask, weight, bias, eps, inv_width, o
     zero = x[0] * 0  # in x's dtype (a literal 1 / ... would be float64)
     mean = token_sum(x, base, scb, blocks, mask, zero, 0) * inv_width
     variance = token_sum(x, base, scb, blocks, mask, mean, 1) * inv_width
-    token_affine(x, base, scb, blocks, mean, (zero + 1) / np.sqrt(variance + eps), weight, bias, out)
+    token_affine(x, base, scb, blocks, mean, (zero + 1) / np.sqrt(variance + eps), weight, bias, LANES, out)
 
 
 @kernel
@@ -100,9 +100,10 @@ def group_norm_tokens(x, per_image, mask, weight, bias, eps, out):
         r = next_job(cursors, worker, jobs)
         while r >= 0:
             b, cb = r // image_rows, r % blocks
-            scale = (weight[cb * LANES : cb * LANES + LANES] * inv_std[b]).astype(np.float32)
-            shift = bias[cb * LANES : cb * LANES + LANES]
-            row_affine(flat_x, r * step, length, np.float32(mean[b]), scale, shift, flat_out)
+            w, c = weight[cb * LANES : cb * LANES + LANES], bias[cb * LANES : cb * LANES + LANES]
+            token_affine(
+                flat_x, r * step, LANES, length, np.float32(mean[b]), np.float32(inv_std[b]), w, c, 0, flat_out
+            )
             r = next_job(cursors, worker, jobs)
 
 

@@ -496,47 +496,29 @@ def _row_moment(typingctx, array, start, vectors, mask, centre, square):
 
 
 @intrinsic
-def _row_affine(typingctx, x, start, vectors, mean, scale, shift, out):
-    """out.flat[i] = (x.flat[i] - mean) * scale[l] + shift[l] for `vectors` x 16 values from start (l = i % 16)."""
+def _token_affine(typingctx, x, base, stride, blocks, mean, inv, weight, bias, step, out):
+    """out.flat[base + b * stride + l] = (x.flat[same] - mean) * inv * weight[b*step + l] + bias[b*step + l].
+
+    step 16: a token's blocks, each with its channels' weights (layer norm); step 0: vectors of
+    one channel block, all with the same 16 weights (group norm's rows)."""
     if not isinstance(x, types.Array):
         return None
 
     def codegen(context, builder, sig, args):
-        x, start, vectors, mean, scale, shift, out = args
+        x, base, stride, blocks, mean, inv, weight, bias, step, out = args
         v = _Vectors(context, builder, sig.args[0].dtype)
-        px, po = (builder.gep(_data(context, builder, sig.args[i], args[i]), [start]) for i in (0, 6))
-        means = v.splat_value(context.cast(builder, mean, sig.args[3], sig.args[0].dtype))
-        scales = v.load(_data(context, builder, sig.args[4], scale), v.const(0))
-        shifts = v.load(_data(context, builder, sig.args[5], shift), v.const(0))
-        with cgutils.for_range(builder, vectors) as vector:
-            at = builder.mul(vector.index, v.const(LANES))
-            v.store(v.fma(builder.fsub(v.load(px, at), means), scales, shifts), po, at)
-        return context.get_dummy_value()
-
-    return types.void(x, start, vectors, mean, scale, shift, out), codegen
-
-
-@intrinsic
-def _token_affine(typingctx, x, base, stride, blocks, mean, inv, weight, bias, out):
-    """out.flat[base + b * stride + l] = (x.flat[same] - mean) * inv * weight[b*16 + l] + bias[b*16 + l]."""
-    if not isinstance(x, types.Array):
-        return None
-
-    def codegen(context, builder, sig, args):
-        x, base, stride, blocks, mean, inv, weight, bias, out = args
-        v = _Vectors(context, builder, sig.args[0].dtype)
-        px, pw, pb, po = (_data(context, builder, sig.args[i], args[i]) for i in (0, 6, 7, 8))
+        px, pw, pb, po = (_data(context, builder, sig.args[i], args[i]) for i in (0, 6, 7, 9))
         dtype = sig.args[0].dtype
         means = v.splat_value(context.cast(builder, mean, sig.args[4], dtype))
         invs = v.splat_value(context.cast(builder, inv, sig.args[5], dtype))
         with cgutils.for_range(builder, blocks) as block:
             at = builder.add(base, builder.mul(block.index, stride))
-            lanes = builder.mul(block.index, v.const(LANES))
+            lanes = builder.mul(block.index, step)
             scale = builder.fmul(invs, v.load(pw, lanes))
             v.store(v.fma(builder.fsub(v.load(px, at), means), scale, v.load(pb, lanes)), po, at)
         return context.get_dummy_value()
 
-    return types.void(x, base, stride, blocks, mean, inv, weight, bias, out), codegen
+    return types.void(x, base, stride, blocks, mean, inv, weight, bias, step, out), codegen
 
 
 # ------------------------------------- the same tiles in NumPy (NUMBA_DISABLE_JIT=1)
@@ -633,15 +615,12 @@ def _python_row_moment(array, start, vectors, mask, centre, square):
     return (d * d if square else d).sum()
 
 
-def _python_row_affine(x, start, vectors, mean, scale, shift, out):
-    values = x.reshape(-1)[start : start + vectors * LANES].reshape(vectors, LANES)
-    out.reshape(-1)[start : start + vectors * LANES] = ((values - mean) * scale[:LANES] + shift[:LANES]).reshape(-1)
-
-
-def _python_token_affine(x, base, stride, blocks, mean, inv, weight, bias, out):
-    n = blocks * LANES
-    values = (_token_values(x, base, stride, blocks) - mean) * (inv * weight[:n]) + bias[:n]
-    out.reshape(-1)[base + np.arange(blocks)[:, None] * stride + _LANE] = values.reshape(blocks, LANES)
+def _python_token_affine(x, base, stride, blocks, mean, inv, weight, bias, step, out):
+    index = np.arange(blocks)[:, None] * step + _LANE  # (blocks, 16) into weight and bias
+    values = (_token_values(x, base, stride, blocks).reshape(blocks, LANES) - mean) * (inv * weight[index]) + bias[
+        index
+    ]
+    out.reshape(-1)[base + np.arange(blocks)[:, None] * stride + _LANE] = values
 
 
 gemm_tile = _python_gemm_tile if config.DISABLE_JIT else _gemm_tile
@@ -650,5 +629,4 @@ row_exp_sum = _python_row_exp_sum if config.DISABLE_JIT else _row_exp_sum
 depthwise_tile = _python_depthwise_tile if config.DISABLE_JIT else _depthwise_tile
 token_sum = _python_token_sum if config.DISABLE_JIT else _token_sum
 row_moment = _python_row_moment if config.DISABLE_JIT else _row_moment
-row_affine = _python_row_affine if config.DISABLE_JIT else _row_affine
 token_affine = _python_token_affine if config.DISABLE_JIT else _token_affine
