@@ -148,6 +148,8 @@ def conv2d_tiles(
     weights_first = w_bs * BLOCKS > PANEL_FLOATS
     cursors = job_cursors(jobs)
     for worker in prange(cursors.shape[0] // CURSOR_STRIDE):
+        a_taps = np.empty(num_taps, np.int64)  # the taps a tile uses (_tile_taps), one pair per thread
+        b_taps = np.empty(num_taps, np.int64)
         job = next_job(cursors, worker, jobs)
         while job >= 0:
             if weights_first:  # a thread's share is a range of output blocks: their weights stay in its L2
@@ -156,8 +158,6 @@ def conv2d_tiles(
                 g, by = job % groups, job // groups
             b, y = by // out_h, by % out_h
             blocks = min(BLOCKS, out_blocks - g * BLOCKS)
-            a_taps = np.empty(num_taps, np.int64)
-            b_taps = np.empty(num_taps, np.int64)
             for x0 in range(0, out_w, ROWS):
                 rows = min(ROWS, out_w - x0)
                 used = _tile_taps(
