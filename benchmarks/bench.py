@@ -226,6 +226,7 @@ def serve(conn, backend: str, case: Case, folder: str, onnx_path: str, threads: 
         while True:
             command, n = conn.recv()
             if command == "time":
+                run(x)  # untimed: wakes this runtime's threads after the pause between blocks (measure)
                 times = []
                 for _ in range(n):
                     start = time.perf_counter()
@@ -307,6 +308,13 @@ def start_onnx(case: Case, folder: str, root: str) -> str:
     return path
 
 
+# After its last call a runtime's pool keeps spinning on the cores for a while: measured ~50 ms for ONNX
+# Runtime's, under 10 ms for GNU OpenMP's (a process's CPU time in 10 ms windows after its last call). Back to
+# back, the next backend's block ran beside those spinning threads: numba on mobilevit-xx-small measured
+# 5.8 ms alone and 14.1 ms right after ORT's blocks. Every block starts on a machine at rest instead.
+SETTLE_S = 0.2
+
+
 def measure(case: Case, root: str, backends: tuple[str, ...], repeats: int, block: int, threads: int, warmup: int):
     """Timings (ms) of each backend on one case, in round-robin blocks, and their outputs' agreement."""
     folder = write_checkpoint(case, root)
@@ -322,6 +330,7 @@ def measure(case: Case, root: str, backends: tuple[str, ...], repeats: int, bloc
             n = min(block, repeats - len(times[backends[-1]]))
             for worker in workers:
                 times[worker.backend] += worker.ask("time", n)
+                time.sleep(SETTLE_S)  # its threads stop spinning before the next backend's block starts
     finally:
         rss = {w.backend: w.stop() for w in workers if w.process.is_alive()}
     outputs = {w.backend: w.output for w in workers}
