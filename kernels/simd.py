@@ -436,6 +436,65 @@ def _row_exp_sum(typingctx, array, start, blocks, shift):
     return array.dtype(array, start, blocks, shift), codegen
 
 
+# ------------------------------------------------ separable attention (v2)
+# A sequence's channel block is a run of `vectors` tokens of 16 values each (blocked token maps).
+
+
+@intrinsic
+def _weighted_vectors(typingctx, array, start, weights, vectors, out):
+    """out[0:16] = sum_n weights[n] * array.flat[start + n*16 : start + n*16 + 16] for n < vectors. Twin: w @ X.
+
+    Four partial sums in turn (one would wait on each FMA's latency), added at the end."""
+    if not isinstance(array, types.Array):
+        return None
+
+    def codegen(context, builder, sig, args):
+        array, start, weights, vectors, out = args
+        v = _Vectors(context, builder, sig.args[0].dtype)
+        base = builder.gep(_data(context, builder, sig.args[0], array), [start])
+        pw, po = _data(context, builder, sig.args[2], weights), _data(context, builder, sig.args[4], out)
+        sums = [cgutils.alloca_once_value(builder, v.zero()) for _ in range(4)]
+
+        def add(slot, n):
+            total = builder.load(slot)
+            builder.store(v.fma(v.broadcast(pw, n), v.load(base, builder.mul(n, v.const(LANES))), total), slot)
+
+        with cgutils.for_range(builder, builder.ashr(vectors, v.const(2))) as quad:
+            for i, slot in enumerate(sums):
+                add(slot, v.offset((quad.index, 4), v.const(i)))
+        with cgutils.for_range(builder, builder.and_(vectors, v.const(3))) as rest:
+            add(sums[0], v.offset(builder.and_(vectors, v.const(-4)), rest.index))
+        loads = [builder.load(slot) for slot in sums]
+        v.store(builder.fadd(builder.fadd(loads[0], loads[1]), builder.fadd(loads[2], loads[3])), po, v.const(0))
+        return context.get_dummy_value()
+
+    return types.void(array, start, weights, vectors, out), codegen
+
+
+@intrinsic
+def _gate_vectors(typingctx, array, start, vectors, gate, out, out_start):
+    """out.flat[out_start + i] = max(array.flat[start + i], 0) * gate[i % 16] for i < 16 * vectors.
+
+    Twin: np.maximum(V, 0) * context (NaN stays NaN, -inf gives 0, as np.maximum)."""
+    if not isinstance(array, types.Array):
+        return None
+
+    def codegen(context, builder, sig, args):
+        array, start, vectors, gate, out, out_start = args
+        v = _Vectors(context, builder, sig.args[0].dtype)
+        base = builder.gep(_data(context, builder, sig.args[0], array), [start])
+        target = builder.gep(_data(context, builder, sig.args[4], out), [out_start])
+        g = v.load(_data(context, builder, sig.args[3], gate), v.const(0))
+        with cgutils.for_range(builder, vectors) as vector:
+            at = builder.mul(vector.index, v.const(LANES))
+            x = v.load(base, at)
+            kept = builder.select(builder.fcmp_unordered(">", x, v.zero()), x, v.zero())  # x > 0 or NaN
+            v.store(builder.fmul(kept, g), target, at)
+        return context.get_dummy_value()
+
+    return types.void(array, start, vectors, gate, out, out_start), codegen
+
+
 # ------------------------------------------------------- layer norm of a token
 # A token of a blocked token map has its channels in 16-lane pieces `stride` elements apart.
 
@@ -599,6 +658,16 @@ def _python_row_exp_sum(array, start, blocks, shift):
     return values.sum(dtype=array.dtype)
 
 
+def _python_weighted_vectors(array, start, weights, vectors, out):
+    rows = array.reshape(-1)[start : start + vectors * LANES].reshape(vectors, LANES)
+    out[:LANES] = weights[:vectors] @ rows
+
+
+def _python_gate_vectors(array, start, vectors, gate, out, out_start):
+    values = array.reshape(-1)[start : start + vectors * LANES].reshape(vectors, LANES)
+    out.reshape(-1)[out_start : out_start + vectors * LANES] = (np.maximum(values, 0) * gate[:LANES]).reshape(-1)
+
+
 def _token_values(array, base, stride, blocks):
     flat = array.reshape(-1)
     return flat[base + np.arange(blocks)[:, None] * stride + _LANE].reshape(-1)  # (blocks*16,)
@@ -630,3 +699,5 @@ depthwise_tile = _python_depthwise_tile if config.DISABLE_JIT else _depthwise_ti
 token_sum = _python_token_sum if config.DISABLE_JIT else _token_sum
 row_moment = _python_row_moment if config.DISABLE_JIT else _row_moment
 token_affine = _python_token_affine if config.DISABLE_JIT else _token_affine
+weighted_vectors = _python_weighted_vectors if config.DISABLE_JIT else _weighted_vectors
+gate_vectors = _python_gate_vectors if config.DISABLE_JIT else _gate_vectors

@@ -409,6 +409,30 @@ def test_separable_attention_matches_separable_self_attention(batch, width, area
     assert np.all(mixed.buffer[padded_lanes(width)] == 0), "padded channels must stay 0"
 
 
+def test_separable_attention_gate_keeps_nan_and_zeroes_minus_inf():
+    """relu(V) * context as np.maximum: NaN values stay NaN, -inf gives 0 (simd.gate_vectors), on the kernel's
+    own layout: one sequence, the query in lane 0 of block 0, K in block 1, V in block 2."""
+    rng = np.random.RandomState(3)
+    length = 23  # five groups of four tokens and three more (simd.weighted_vectors' two loops)
+    qkv = np.zeros((1, 3, 1, length, LANES), np.float32)
+    qkv[0, 0, 0, :, 0] = rng.randn(length)
+    qkv[0, 1, 0] = rng.randn(length, LANES)
+    qkv[0, 2, 0] = rng.randn(length, LANES)
+    qkv[0, 2, 0, 4, :3] = [np.nan, -np.inf, np.inf]
+    out = np.full((1, 1, 1, length, LANES), np.nan, np.float32)
+    separable_attention(qkv, out)
+    q = qkv[0, 0, 0, :, 0].astype(np.float64)
+    scores = np.exp(q - q.max()) / np.exp(q - q.max()).sum()
+    context = scores @ qkv[0, 1, 0]  # (16,)
+    expected = np.maximum(qkv[0, 2, 0], 0) * context
+    np.testing.assert_allclose(out[0, 0, 0], expected, **TOL)
+    assert (
+        np.isnan(out[0, 0, 0, 4, 0])
+        and out[0, 0, 0, 4, 1] == 0
+        and np.isposinf(out[0, 0, 0, 4, 2] * np.sign(context[2]))
+    )
+
+
 def test_global_average_pool_matches_numpy():
     x = rand(np.random.RandomState(2), 3, 20, 5, 7)
     source = blocked(x, 2)
