@@ -13,7 +13,7 @@ from numba import prange
 
 from mobilevit_np.kernels.runtime.jit import kernel
 from mobilevit_np.kernels.runtime.jobs import CURSOR_STRIDE, job_cursors, next_job
-from mobilevit_np.kernels.simd import LANES
+from mobilevit_np.kernels.simd import LANES, copy_vectors
 
 
 def stem_input(pixel_values: np.ndarray, out: np.ndarray) -> None:
@@ -42,7 +42,8 @@ def unfold_tokens(x, x_off, x_sb, x_scb, x_sy, patch, nh, nw, tokens):
     Twin: patches.unfold.
     """
     batch, blocks = tokens.shape[0] // (patch * patch), tokens.shape[1]
-    flat = x.reshape(-1)
+    flat, flat_tokens = x.reshape(-1), tokens.reshape(-1)
+    t_scb = tokens.shape[3] * LANES  # one channel block of one sequence
     jobs = batch * blocks * nh
     cursors = job_cursors(jobs)
     for worker in prange(cursors.shape[0] // CURSOR_STRIDE):
@@ -52,10 +53,10 @@ def unfold_tokens(x, x_off, x_sb, x_scb, x_sy, patch, nh, nw, tokens):
             cb, ny = rest // nh, rest % nh
             for py in range(patch):
                 row = x_off + b * x_sb + cb * x_scb + (ny * patch + py) * x_sy
-                for nx in range(nw):
-                    for px in range(patch):
-                        src = row + (nx * patch + px) * LANES
-                        tokens[b * patch * patch + py * patch + px, cb, 0, ny * nw + nx, :] = flat[src : src + LANES]
+                for px in range(patch):
+                    sequence = b * patch * patch + py * patch + px
+                    start = (sequence * blocks + cb) * t_scb + ny * nw * LANES
+                    copy_vectors(flat, row + px * LANES, patch * LANES, flat_tokens, start, LANES, nw)
             job = next_job(cursors, worker, jobs)
 
 
@@ -69,7 +70,8 @@ def fold_tokens(tokens, patch, nh, nw, out, o_off, o_sb, o_scb, o_sy, height, wi
     Twin: patches.fold (height, width = nh*p, nw*p) and patches.fold_v2.
     """
     batch, blocks = tokens.shape[0] // (patch * patch), tokens.shape[1]
-    flat = out.reshape(-1)
+    flat, flat_tokens = out.reshape(-1), tokens.reshape(-1)
+    t_scb = tokens.shape[3] * LANES  # one channel block of one sequence
     jobs = batch * blocks * nh
     cursors = job_cursors(jobs)
     for worker in prange(cursors.shape[0] // CURSOR_STRIDE):
@@ -79,10 +81,10 @@ def fold_tokens(tokens, patch, nh, nw, out, o_off, o_sb, o_scb, o_sy, height, wi
             cb, ny = rest // nh, rest % nh
             for py in range(patch):
                 row = o_off + b * o_sb + cb * o_scb + (ny * patch + py) * o_sy
-                for nx in range(nw):
-                    for px in range(patch):
-                        dst = row + (nx * patch + px) * LANES
-                        flat[dst : dst + LANES] = tokens[b * patch * patch + py * patch + px, cb, 0, ny * nw + nx, :]
+                for px in range(patch):
+                    sequence = b * patch * patch + py * patch + px
+                    start = (sequence * blocks + cb) * t_scb + ny * nw * LANES
+                    copy_vectors(flat_tokens, start, LANES, flat, row + px * LANES, patch * LANES, nw)
                 flat[row + nw * patch * LANES : row + width * LANES] = 0
             job = next_job(cursors, worker, jobs)
     jobs = batch * blocks  # the rows below the last whole patch
