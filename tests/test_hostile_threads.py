@@ -134,6 +134,29 @@ def test_a_serial_build_loaded_from_the_cache_runs_first_in_a_process(tmp_path):
         assert result.returncode == 0 and result.stdout.strip() == "ok", (run, result.returncode, result.stderr[-2000:])
 
 
+RELEASED = """
+    from mobilevit_np.kernels.norm import global_average_pool
+
+    for build in (global_average_pool.parallel, global_average_pool.serial):
+        libraries = [result.library for result in build.overloads.values()]
+        assert libraries and all(getattr(lib, "_shared_module", None) is None for lib in libraries), build
+    global_average_pool(x, 0, 3 * 4 * 16, 3 * 4 * 16, 4 * 16, 3, 4, pooled)  # and it still runs
+    np.testing.assert_allclose(pooled[0, 0, 0], x.mean(axis=(2, 3))[:, 0])
+    print("released")
+"""
+
+
+def test_a_kernel_keeps_no_linking_module_after_compiling_or_loading(tmp_path):
+    """jit._release_link_modules: numba keeps an LLVM module beside each build's code for jitted callers to
+    inline (~11 MB each when loaded from the cache); kernels have none, so it goes once the code is in place."""
+    both_builds = A_KERNEL.replace("global_average_pool(x,", "global_average_pool.serial(x,")
+    both_builds += "\n    global_average_pool.parallel(x, 0, 3 * 4 * 16, 3 * 4 * 16, 4 * 16, 3, 4, pooled)\n"
+    for run in ("compiles", "loads from the cache"):
+        result = run_python(both_builds + RELEASED, NUMBA_CACHE_DIR=str(tmp_path / "cache"))
+        assert result.returncode == 0, (run, result.stderr[-2000:])
+        assert result.stdout.split() == ["ok", "released"], (run, result.stdout)
+
+
 FORK_POOL = """
     import multiprocessing
     import numpy as np
