@@ -94,16 +94,18 @@ def attention_heads(qkv, num_heads, head_dim, seg_blocks, ctx, probs, want_probs
     jobs = n_seq * num_heads
     cursors = job_cursors(jobs)
     for worker in prange(cursors.shape[0] // CURSOR_STRIDE):
+        # A thread's scratch, once: every job writes the same positions of kt and vh (their padding,
+        # keys past L and channels past d, stays the zeros it starts with) and all of scores' it reads.
+        kt = np.zeros((key_blocks, head_dim, LANES), qkv.dtype)
+        vh = np.zeros((head_blocks, length, LANES), qkv.dtype)
+        scores = np.empty((ROWS, key_blocks * LANES), qkv.dtype)
+        inverse = np.empty(ROWS, qkv.dtype)
+        one_tap = np.zeros(1, np.int64)
+        no_bias = np.zeros(LANES, qkv.dtype)
         job = next_job(cursors, worker, jobs)
         while job >= 0:
             n, h = job // num_heads, job % num_heads
-            kt = np.zeros((key_blocks, head_dim, LANES), qkv.dtype)
-            vh = np.zeros((head_blocks, length, LANES), qkv.dtype)
             _gather_keys_values(qkv, n, h * head_dim, head_dim, seg_blocks, length, kt, vh)
-            scores = np.empty((ROWS, key_blocks * LANES), qkv.dtype)
-            inverse = np.empty(ROWS, qkv.dtype)
-            one_tap = np.zeros(1, np.int64)
-            no_bias = np.zeros(LANES, qkv.dtype)
             for i0 in range(0, length, ROWS):
                 rows = min(ROWS, length - i0)
                 for jb in range(0, key_blocks, BLOCKS):  # scores[r, j] = sum_c Q[i0 + r, c] K[j, c]
