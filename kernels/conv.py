@@ -4,7 +4,8 @@ A feature map here is an array (B, CB, Hs, Ws, 16): CB blocks of 16 channels, st
 a zero border of `pad` pixels (Hs = H + 2 pad) when a kxk convolution reads it, so no tap
 ever tests for the edge. Kernels take a map as (array, offset of pixel (0, 0) of image 0,
 image stride, block stride, row stride) in elements; a pixel is 16 consecutive floats
-(`pixel` floats for the stem's input, stored (B, Hs, Ws, 3)).
+(`pixel` floats for the stem's input, stored (B, Hs, Ws, 3) and passed as a (B, 1, Hs, Ws, 3) view:
+one array type for every call, so one compiled build).
 
 conv2d_tiles computes, for every image b, output row y and group of BLOCKS output blocks,
 tiles of ROWS consecutive output pixels:

@@ -466,7 +466,8 @@ class Engine:
         else:
             flags, r_buffer, r_strides = _bias_and_residual(out, residual)
             k = conv.weight.shape[2]
-            bias, bias_sb = (conv.bias, 0) if image_bias is None else (image_bias, image_bias.shape[1])
+            # image_bias flat, so that the kernel sees one bias type (one build)
+            bias, bias_sb = (conv.bias, 0) if image_bias is None else (image_bias.reshape(-1), image_bias.shape[1])
             plan.add(
                 conv2d_tiles,
                 x.buffer,
@@ -515,7 +516,7 @@ class Engine:
         o_off, o_sb, o_scb, o_sy = out.strides()
         plan.add(
             conv2d_tiles,
-            plan.input,
+            plan.input[:, None],  # (B, 1, H+2, W+2, 3): 5-D as every other map, so conv2d_tiles has one build
             sy + channels,
             (height + 2) * sy,
             0,

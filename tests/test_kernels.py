@@ -184,7 +184,7 @@ def test_stem_reads_channels_last():
     packed = pack.pack_conv(weight, np.arange(3))
     sy = 10 * 3
     conv2d_tiles(
-        image,
+        image[:, None],  # (B, 1, H+2, W+2, 3), as the engine passes it
         sy + 3,
         13 * sy,
         0,
