@@ -157,6 +157,38 @@ def test_a_kernel_keeps_no_linking_module_after_compiling_or_loading(tmp_path):
         assert result.stdout.split() == ["ok", "released"], (run, result.stdout)
 
 
+LIGHT_LOAD = """
+    import llvmlite.binding as llvm
+    import numpy as np
+    from mobilevit_np import MobileViTForImageClassification
+    from mobilevit_np.presets import tiny_config
+    from mobilevit_np.random_weights import random_pixel_values, random_state_dict
+
+    parsed = []  # the size of every bitcode numba parses in this process
+    parse = llvm.parse_bitcode
+    llvm.parse_bitcode = lambda data: parsed.append(len(data)) or parse(data)
+    config = tiny_config()
+    weights = random_state_dict(config, "classification")
+    x = random_pixel_values((2, 3, 64, 64), seed=0)
+    fast = MobileViTForImageClassification.from_config(config, weights, backend="numba")(x).logits
+    reference = MobileViTForImageClassification.from_config(config, weights, backend="numpy")(x).logits
+    np.testing.assert_allclose(fast, reference, rtol=2e-5, atol=2e-5)
+    print(len(parsed), max(parsed, default=0), fast.tobytes().hex())
+"""
+
+
+def test_kernels_load_from_the_cache_without_parsing_their_bitcode():
+    """cache.load_without_link_module: a kernel's build comes back as its cached machine code, with a stand-in
+    of a few KB for the bitcode numba would parse (0.1-1 MB per kernel); the outputs stay equal."""
+    warm = run_python(LIGHT_LOAD)  # compiles into the default cache if nothing has yet
+    assert warm.returncode == 0, warm.stderr[-2000:]
+    loaded = run_python(LIGHT_LOAD)
+    assert loaded.returncode == 0, loaded.stderr[-2000:]
+    count, largest, logits = loaded.stdout.split()
+    assert int(count) > 0 and int(largest) < 16_000, loaded.stdout[:200]
+    assert logits == warm.stdout.split()[2]
+
+
 FORK_POOL = """
     import multiprocessing
     import numpy as np

@@ -29,7 +29,7 @@ from collections.abc import Callable
 
 import numba
 
-from mobilevit_np.kernels.runtime.cache import heal_corrupt_cache, stamped
+from mobilevit_np.kernels.runtime.cache import heal_corrupt_cache, load_without_link_module, stamped
 
 FASTMATH = frozenset({"nsz", "arcp", "contract", "afn", "reassoc"})
 OPTIONS = dict(fastmath=set(FASTMATH), error_model="numpy", nogil=True)
@@ -93,6 +93,8 @@ def _compile(func: Callable, parallel: bool, launched: bool = False):
     if _caching:
         try:
             dispatcher = stamped(numba.njit(cache=True, parallel=parallel, **OPTIONS)(func))
+            if launched:
+                dispatcher = load_without_link_module(dispatcher)
             return _announcing(heal_corrupt_cache(dispatcher), launched)
         except RuntimeError as e:  # numba: "cannot cache function ...: no locator available for file ..."
             if "cannot cache" not in str(e):
@@ -140,12 +142,12 @@ def _announcing(dispatcher, launched: bool = False):
 def _release_link_modules(dispatcher) -> None:
     """Drop the LLVM module numba keeps beside each build's machine code for linking it into callers.
 
-    Loading a build from the disk cache parses its bitcode (~1 MB for the fused kernels) into an
-    LLVM module, ~11 MB in memory each, kept for a jitted caller to inline; a kernel has no jitted
-    callers (threads.launch calls it from Python), so the module is never used again. Measured:
-    peak RSS of import + load + one mobilevit-small image 262 -> 227 MB, outputs equal. The
-    attribute is numba's own (codegen.CPUCodeLibrary); with another numba that lacks it, nothing
-    is dropped."""
+    After a compile (and after a load numba did its own way, cache.load_without_link_module) that
+    module is the build's whole code as LLVM IR, ~11 MB in memory for a large kernel, kept for a
+    jitted caller to inline; a kernel has no jitted callers (threads.launch calls it from Python), so
+    the module is never used again. Measured when loads still parsed it: peak RSS of import + load +
+    one mobilevit-small image 262 -> 227 MB, outputs equal. The attribute is numba's own
+    (codegen.CPUCodeLibrary); with another numba that lacks it, nothing is dropped."""
     for result in dispatcher.overloads.values():
         library = getattr(result, "library", None)
         if getattr(library, "_shared_module", None) is not None:
