@@ -11,9 +11,6 @@ change there recompiles every kernel once.
 Corrupt files. Recover from a corrupt numba cache file instead of failing every run until it is deleted.
 (heal_corrupt_cache, below.)
 
-Loading light. A cache entry holds a build's machine code and its LLVM bitcode, which numba
-parses on every load for jitted callers to inline; kernels have none (load_without_link_module).
-
 numba keeps a cache=True function's machine code in two pickles, NAME.nbi (the index) and
 NAME.nbc (the code), in __pycache__ or NUMBA_CACHE_DIR. When one is truncated or garbled
 (a full disk, a crash while numba wrote it, two numba versions sharing a folder), numba
@@ -26,6 +23,9 @@ makes a failed cache load a cache miss: the index is reset, the function compile
 and its cache rewritten, with one RuntimeWarning naming the file. It reaches into the
 dispatcher's `_cache` (numba.core.caching.Cache), which numba 0.5x-0.6x all have; a
 dispatcher without one (cache=False) is returned unchanged.
+
+Loading light. A cache entry holds a build's machine code and its LLVM bitcode, which numba
+parses on every load for jitted callers to inline; kernels have none (load_without_link_module).
 """
 
 from __future__ import annotations
