@@ -251,4 +251,22 @@ def test_engine_buffers_are_reused_only_with_the_same_border():
     buffers.give(plain)
     bordered = buffers.new_map(1, 16, 2, 2, pad=1)
     assert bordered.buffer is not plain.buffer and not bordered.buffer.any()
-    assert buffers.new_map(1, 16, 4, 4).buffer is plain.buffer
+    assert np.shares_memory(buffers.new_map(1, 16, 4, 4).buffer, plain.buffer)
+
+
+def test_engine_buffers_without_a_border_share_dead_memory_of_any_larger_shape():
+    """A dead border-less buffer is handed to a smaller border-less map (the smallest that fits), never
+    to two live maps at once, and never to a map with a border."""
+    from mobilevit_np.kernels.engine import Buffers
+
+    buffers = Buffers()
+    large, small = buffers.new_map(1, 64, 8, 8), buffers.new_map(1, 16, 8, 8)
+    buffers.give(large, small)
+    bordered = buffers.new_map(1, 16, 2, 2, pad=1)  # 16 x 4 x 4 elements: fits in either, takes neither
+    assert not np.shares_memory(bordered.buffer, large.buffer) and not np.shares_memory(bordered.buffer, small.buffer)
+    first = buffers.new_map(1, 16, 4, 4)  # 256 elements: the smallest dead buffer that fits (small's 1024)
+    second = buffers.new_map(1, 32, 4, 4)  # 512: small is in use, so large's
+    assert np.shares_memory(first.buffer, small.buffer) and np.shares_memory(second.buffer, large.buffer)
+    assert first.buffer.shape == (1, 1, 4, 4, 16) and second.buffer.shape == (1, 2, 4, 4, 16)
+    third = buffers.new_map(1, 16, 4, 4)  # nothing dead left: a buffer of its own
+    assert not any(np.shares_memory(third.buffer, b.buffer) for b in (large, small))
