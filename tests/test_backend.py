@@ -245,28 +245,63 @@ def test_engine_buffers_are_reused_only_with_the_same_border():
     would leave its edge pixels where a depthwise conv reads zeros (a v2 layer_5 at 64x64 read them once)."""
     from mobilevit_np.kernels.engine import Buffers
 
-    buffers = Buffers()
-    plain = buffers.new_map(1, 16, 4, 4)
+    def build(buffers: Buffers) -> list:
+        plain = buffers.new_map(1, 16, 4, 4)
+        buffers.give(plain)
+        bordered = buffers.new_map(1, 16, 2, 2, pad=1)
+        buffers.give(bordered)
+        return [plain, bordered, buffers.new_map(1, 16, 2, 2, pad=1), buffers.new_map(1, 16, 4, 4)]
+
+    rehearsal = Buffers()
+    build(rehearsal)
+    plain, bordered, again, later = build(Buffers(rehearsal.spans))
     plain.buffer[...] = 1
-    buffers.give(plain)
-    bordered = buffers.new_map(1, 16, 2, 2, pad=1)
-    assert bordered.buffer is not plain.buffer and not bordered.buffer.any()
-    assert np.shares_memory(buffers.new_map(1, 16, 4, 4).buffer, plain.buffer)
+    assert not np.shares_memory(bordered.buffer, plain.buffer) and not bordered.buffer.any()
+    assert again.buffer is bordered.buffer  # a dead bordered buffer of the same shape and border
+    assert np.shares_memory(later.buffer, plain.buffer)  # a dead border-less one: the arena's same place
 
 
-def test_engine_buffers_without_a_border_share_dead_memory_of_any_larger_shape():
-    """A dead border-less buffer is handed to a smaller border-less map (the smallest that fits), never
-    to two live maps at once, and never to a map with a border."""
+def test_engine_plan_arena_never_overlaps_two_maps_alive_at_once():
+    """arena_layout on random lifetimes: buffers alive at the same time are disjoint, and the arena is no larger
+    than the sum of the sizes, no smaller than the most alive at once."""
+    from mobilevit_np.kernels.engine import arena_layout
+
+    rng = np.random.RandomState(0)
+    for _ in range(50):
+        n = rng.randint(1, 40)
+        taken = rng.permutation(2 * n)[:n] + 1.0
+        spans = [
+            [16 * int(rng.randint(1, 100)), t, t + rng.randint(1, 20) if rng.rand() < 0.9 else np.inf] for t in taken
+        ]
+        offsets, size = arena_layout(spans)
+        for i, (a, ta, ga) in enumerate(spans):
+            assert 0 <= offsets[i] and offsets[i] + a <= size
+            for j, (b, tb, gb) in enumerate(spans[:i]):
+                if ta < gb and tb < ga:  # alive together
+                    assert offsets[i] + a <= offsets[j] or offsets[j] + b <= offsets[i], (spans, offsets)
+        peak = max(sum(s for s, t, g in spans if t <= now < g) for now in range(1, 2 * n + 1))
+        assert peak <= size <= sum(s for s, _, _ in spans)
+
+
+def test_engine_plan_takes_its_maps_from_one_arena():
+    """A plan's border-less maps are views of one array, smaller than their sum; a map given back shares memory
+    with a later one, never with a map still alive; a build that does not repeat its rehearsal is an error."""
     from mobilevit_np.kernels.engine import Buffers
 
-    buffers = Buffers()
-    large, small = buffers.new_map(1, 64, 8, 8), buffers.new_map(1, 16, 8, 8)
-    buffers.give(large, small)
-    bordered = buffers.new_map(1, 16, 2, 2, pad=1)  # 16 x 4 x 4 elements: fits in either, takes neither
-    assert not np.shares_memory(bordered.buffer, large.buffer) and not np.shares_memory(bordered.buffer, small.buffer)
-    first = buffers.new_map(1, 16, 4, 4)  # 256 elements: the smallest dead buffer that fits (small's 1024)
-    second = buffers.new_map(1, 32, 4, 4)  # 512: small is in use, so large's
-    assert np.shares_memory(first.buffer, small.buffer) and np.shares_memory(second.buffer, large.buffer)
-    assert first.buffer.shape == (1, 1, 4, 4, 16) and second.buffer.shape == (1, 2, 4, 4, 16)
-    third = buffers.new_map(1, 16, 4, 4)  # nothing dead left: a buffer of its own
-    assert not any(np.shares_memory(third.buffer, b.buffer) for b in (large, small))
+    def build(buffers: Buffers) -> list:
+        first, second = buffers.new_map(1, 64, 8, 8), buffers.new_map(1, 16, 8, 8)
+        buffers.give(first)
+        third = buffers.new_map(1, 32, 8, 8)
+        return [first, second, third]
+
+    rehearsal = Buffers()
+    build(rehearsal)
+    arena = Buffers(rehearsal.spans)
+    first, second, third = build(arena)
+    assert all(np.shares_memory(m.buffer, arena.arena) for m in (first, second, third))
+    assert arena.arena.size == (64 + 16) * 64  # third fits where first was
+    assert np.shares_memory(third.buffer, first.buffer) and not np.shares_memory(third.buffer, second.buffer)
+    other = Buffers(rehearsal.spans)
+    other.new_map(1, 64, 8, 8)
+    with pytest.raises(RuntimeError, match="differs from its rehearsal"):
+        other.new_map(1, 32, 8, 8)

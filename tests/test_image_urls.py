@@ -19,6 +19,7 @@ from mobilevit_np import load_image, pipeline
 from mobilevit_np.cli import main
 
 CATS = Path(__file__).parent.parent / "examples" / "images" / "cats.png"
+SHAPES_MODEL = CATS.parent.parent / "models" / "shapes-classifier"
 
 
 def encoded(image: Image.Image, format: str, **options) -> bytes:
@@ -121,3 +122,18 @@ def _processor():
     from mobilevit_np import MobileViTImageProcessor
 
     return MobileViTImageProcessor(crop_size=64, size=72)
+
+
+def test_classifying_a_local_file_never_imports_the_http_client():
+    """urllib.request brings http.client, email and ssl (1.75-3.25 MB of RSS, ~35 ms): imported only to download."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from mobilevit_np import pipeline\n"
+        f"print(pipeline('image-classification', model={str(SHAPES_MODEL)!r})({str(CATS)!r})[0]['label'])\n"
+        "print(sorted(m for m in ('urllib.request', 'http.client', 'ssl') if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.splitlines()
+    assert out[-1] == "[]" and out[0]
