@@ -1,13 +1,14 @@
 """kernels/runtime/cache.py's light load, piece by piece (no compile: these also run with NUMBA_DISABLE_JIT=1).
 
-The whole path, a second process loading real cached kernels, is tests/test_hostile_threads.py's
-test_kernels_load_from_the_cache_without_parsing_their_bitcode."""
+The whole paths, second processes loading real cached kernels, are tests/test_hostile_threads.py's
+test_kernels_load_from_the_cache_without_parsing_their_bitcode and
+test_a_kernel_loads_from_the_cache_without_readying_the_compiler."""
 
 from types import SimpleNamespace
 
 import llvmlite.binding as llvm
 
-from mobilevit_np.kernels.runtime.cache import _empty_functions_bitcode, load_without_link_module
+from mobilevit_np.kernels.runtime.cache import _empty_functions_bitcode, load_without_link_module, load_without_refresh
 
 ENTRIES = ["_ZN12mobilevit_np7kernels4conv12conv2d_tilesB3v12E5ArrayIfLi5E", "cpython._ZN12mobilevit_np4convE"]
 
@@ -53,3 +54,12 @@ def test_a_cache_entry_of_another_shape_is_rebuilt_as_numba_stored_it():
 def test_a_dispatcher_without_a_disk_cache_is_left_alone():
     plain = SimpleNamespace(_cache=None)
     assert load_without_link_module(plain) is plain
+
+
+def test_a_cache_of_another_shape_loads_with_numbas_refresh():
+    """load_without_refresh needs numba's Cache._load_overload and its I/O guard; without them it changes nothing."""
+    load = object()
+    other = SimpleNamespace(_cache=SimpleNamespace(load_overload=load))
+    assert load_without_refresh(other)._cache.load_overload is load
+    plain = SimpleNamespace(_cache=None)
+    assert load_without_refresh(plain) is plain

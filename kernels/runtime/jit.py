@@ -29,7 +29,12 @@ from collections.abc import Callable
 
 import numba
 
-from mobilevit_np.kernels.runtime.cache import heal_corrupt_cache, load_without_link_module, stamped
+from mobilevit_np.kernels.runtime.cache import (
+    heal_corrupt_cache,
+    load_without_link_module,
+    load_without_refresh,
+    stamped,
+)
 
 FASTMATH = frozenset({"nsz", "arcp", "contract", "afn", "reassoc"})
 OPTIONS = dict(fastmath=set(FASTMATH), error_model="numpy", nogil=True)
@@ -94,7 +99,7 @@ def _compile(func: Callable, parallel: bool, launched: bool = False):
         try:
             dispatcher = stamped(numba.njit(cache=True, parallel=parallel, **OPTIONS)(func))
             if launched:
-                dispatcher = load_without_link_module(dispatcher)
+                dispatcher = load_without_refresh(load_without_link_module(dispatcher))
             return _announcing(heal_corrupt_cache(dispatcher), launched)
         except RuntimeError as e:  # numba: "cannot cache function ...: no locator available for file ..."
             if "cannot cache" not in str(e):
