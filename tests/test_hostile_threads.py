@@ -175,13 +175,14 @@ THEN_FLOAT64 = """
 
 
 def test_a_kernel_loads_from_the_cache_without_readying_the_compiler(tmp_path):
-    """cache.load_without_refresh: a load skips numba's refresh of its registries (~0.2 s, 10 MB at start-up);
-    a signature the cache lacks still compiles, after the load, in the same process."""
-    float32_only = COUNT_REFRESHES + A_KERNEL + "    print(len(refreshes))\n"
+    """cache.load_without_refresh: a load of the serial and the parallel build skips numba's refresh of its
+    registries (~0.2 s, 10 MB at start-up); a signature the cache lacks still compiles, after the load."""
+    both_builds = A_KERNEL + "    global_average_pool.parallel(x, 0, 3 * 4 * 16, 3 * 4 * 16, 4 * 16, 3, 4, pooled)\n"
+    float32_only = COUNT_REFRESHES + both_builds + "    print(len(refreshes))\n"
     compiled = run_python(float32_only, NUMBA_CACHE_DIR=str(tmp_path / "cache"))
     assert compiled.returncode == 0, compiled.stderr[-2000:]
     assert compiled.stdout.split()[0] == "ok" and int(compiled.stdout.split()[1]) > 0, compiled.stdout
-    loaded = run_python(COUNT_REFRESHES + A_KERNEL + THEN_FLOAT64, NUMBA_CACHE_DIR=str(tmp_path / "cache"))
+    loaded = run_python(COUNT_REFRESHES + both_builds + THEN_FLOAT64, NUMBA_CACHE_DIR=str(tmp_path / "cache"))
     assert loaded.returncode == 0, loaded.stderr[-2000:]
     assert loaded.stdout.split() == ["ok", "0", "True"], loaded.stdout
 

@@ -135,7 +135,8 @@ def load_without_refresh(dispatcher: Any) -> Any:
     numba's Cache.load_overload first refreshes the target context: it imports and registers every
     lowering and typing module numba has (numba.np.arrayobj, numba.cpython.*, ...: ~50 modules), which
     only compiling uses. Loading cached machine code needs the code generator and numba's runtime (NRT,
-    whose functions the code calls), both made here, not the registries; a cache miss still compiles
+    whose functions the code calls; the helper library's and the threading layer's symbols come with the
+    context and numba.get_num_threads, jit.py), not the registries; a cache miss still compiles
     numba's way, and numba's compiler refreshes the context itself first (compiler.CompilerBase).
     Measured (mobilevit-small, import + load + one image, warm cache, Intel, 3 runs each, alternating): 0.96-1.20 s ->
     0.78-0.96 s, peak RSS 198 -> 188 MB, logits equal. A numba without these attributes loads its own way.
@@ -147,6 +148,7 @@ def load_without_refresh(dispatcher: Any) -> Any:
         return dispatcher
 
     def load_unrefreshed(sig: Any, target_context: Any) -> Any:
+        import numba.cpython.hashing  # noqa: F401  the one refresh import that registers symbols (hash secrets)
         from numba.core.runtime import rtsys
 
         rtsys.initialize(target_context)  # NRT: compiled once per process, its symbols registered for the code

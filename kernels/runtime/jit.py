@@ -153,7 +153,7 @@ def _release_link_modules(dispatcher) -> None:
     the module is never used again. Measured when loads still parsed it: peak RSS of import + load +
     one mobilevit-small image 262 -> 227 MB, outputs equal. The attribute is numba's own
     (codegen.CPUCodeLibrary); with another numba that lacks it, nothing is dropped."""
-    for result in dispatcher.overloads.values():
+    for result in list(dispatcher.overloads.values()):  # a copy: another thread may add a build meanwhile
         library = getattr(result, "library", None)
         if getattr(library, "_shared_module", None) is not None:
             library._shared_module = None
