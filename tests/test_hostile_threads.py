@@ -109,6 +109,8 @@ A_KERNEL = """
     np.testing.assert_allclose(pooled[0, 0, 0], x.mean(axis=(2, 3))[:, 0])
     print("ok")
 """
+# A_KERNEL's call again, on the parallel build
+PARALLEL_TOO = "    global_average_pool.parallel(x, 0, 3 * 4 * 16, 3 * 4 * 16, 4 * 16, 3, 4, pooled)\n"
 
 
 def test_no_writable_cache_compiles_in_memory_with_one_warning():
@@ -150,7 +152,7 @@ def test_a_kernel_keeps_no_linking_module_after_compiling_or_loading(tmp_path):
     """jit._release_link_modules: numba keeps an LLVM module beside each build's code for jitted callers to
     inline (~11 MB each when loaded from the cache); kernels have none, so it goes once the code is in place."""
     both_builds = A_KERNEL.replace("global_average_pool(x,", "global_average_pool.serial(x,")
-    both_builds += "\n    global_average_pool.parallel(x, 0, 3 * 4 * 16, 3 * 4 * 16, 4 * 16, 3, 4, pooled)\n"
+    both_builds += PARALLEL_TOO
     for run in ("compiles", "loads from the cache"):
         result = run_python(both_builds + RELEASED, NUMBA_CACHE_DIR=str(tmp_path / "cache"))
         assert result.returncode == 0, (run, result.stderr[-2000:])
@@ -177,7 +179,7 @@ THEN_FLOAT64 = """
 def test_a_kernel_loads_from_the_cache_without_readying_the_compiler(tmp_path):
     """cache.load_without_refresh: a load of the serial and the parallel build skips numba's refresh of its
     registries (~0.2 s, 10 MB at start-up); a signature the cache lacks still compiles, after the load."""
-    both_builds = A_KERNEL + "    global_average_pool.parallel(x, 0, 3 * 4 * 16, 3 * 4 * 16, 4 * 16, 3, 4, pooled)\n"
+    both_builds = A_KERNEL + PARALLEL_TOO
     float32_only = COUNT_REFRESHES + both_builds + "    print(len(refreshes))\n"
     compiled = run_python(float32_only, NUMBA_CACHE_DIR=str(tmp_path / "cache"))
     assert compiled.returncode == 0, compiled.stderr[-2000:]
@@ -185,6 +187,20 @@ def test_a_kernel_loads_from_the_cache_without_readying_the_compiler(tmp_path):
     loaded = run_python(COUNT_REFRESHES + both_builds + THEN_FLOAT64, NUMBA_CACHE_DIR=str(tmp_path / "cache"))
     assert loaded.returncode == 0, loaded.stderr[-2000:]
     assert loaded.stdout.split() == ["ok", "0", "True"], loaded.stdout
+
+
+def test_a_build_compiled_after_others_loaded_from_the_cache_says_so(tmp_path):
+    """The compile notice is asked of each build until one compiles, not only of the process's first build:
+    a first run on one thread after runs on two loads the parallel builds and compiles the serial ones
+    (measured: 10.6 s of compiling without a word before this)."""
+    serial_only = A_KERNEL.replace("global_average_pool(x,", "global_average_pool.serial(x,")
+    first = run_python(serial_only, NUMBA_CACHE_DIR=str(tmp_path / "cache"))
+    assert first.returncode == 0 and first.stderr.count("compiling the fast kernels") == 1, first.stderr[-2000:]
+    then_parallel = serial_only + PARALLEL_TOO
+    second = run_python(then_parallel, NUMBA_CACHE_DIR=str(tmp_path / "cache"))  # serial loads, parallel compiles
+    assert second.returncode == 0 and second.stderr.count("compiling the fast kernels") == 1, second.stderr[-2000:]
+    third = run_python(then_parallel, NUMBA_CACHE_DIR=str(tmp_path / "cache"))
+    assert third.returncode == 0 and "compiling" not in third.stderr, third.stderr[-2000:]
 
 
 LIGHT_LOAD = """

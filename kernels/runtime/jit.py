@@ -128,13 +128,14 @@ def _announcing(dispatcher, launched: bool = False):
         # launches the layer. A serial build loaded from the cache before anything launched it would be
         # linked against nothing (measured: a segmentation fault); numba.get_num_threads() launches it.
         numba.get_num_threads()
-        if not _announced and not dispatcher.overloads:
+        # Asked of each build until one compiles: a process that loads some builds from the cache can still
+        # compile others (the serial builds, on a first run with one thread after runs with two).
+        if not _announced and not dispatcher.overloads and not _cache_has(dispatcher):
             _announced = True
-            if not _cache_has(dispatcher):
-                print(
-                    "mobilevit_np: compiling the fast kernels for this CPU (once; later runs load them from the cache)",
-                    file=sys.stderr,
-                )
+            print(
+                "mobilevit_np: compiling the fast kernels for this CPU (once; later runs load them from the cache)",
+                file=sys.stderr,
+            )
         entry = original(sig)
         if launched:
             _release_link_modules(dispatcher)
