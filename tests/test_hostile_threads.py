@@ -109,7 +109,8 @@ A_KERNEL = """
     np.testing.assert_allclose(pooled[0, 0, 0], x.mean(axis=(2, 3))[:, 0])
     print("ok")
 """
-# A_KERNEL's call again, on the parallel build
+# A_KERNEL on the serial build only; and its call again, on the parallel build
+SERIAL_KERNEL = A_KERNEL.replace("global_average_pool(x,", "global_average_pool.serial(x,")
 PARALLEL_TOO = "    global_average_pool.parallel(x, 0, 3 * 4 * 16, 3 * 4 * 16, 4 * 16, 3, 4, pooled)\n"
 
 
@@ -130,9 +131,8 @@ def test_unusable_numba_cache_dir_falls_back_without_error(tmp_path):
 
 def test_a_serial_build_loaded_from_the_cache_runs_first_in_a_process(tmp_path):
     """The serial build, called before anything launched numba's threads, loaded from a warm cache."""
-    serial_first = A_KERNEL.replace("global_average_pool(x,", "global_average_pool.serial(x,")
     for run in ("compiles", "loads from the cache"):
-        result = run_python(serial_first, NUMBA_CACHE_DIR=str(tmp_path / "cache"))
+        result = run_python(SERIAL_KERNEL, NUMBA_CACHE_DIR=str(tmp_path / "cache"))
         assert result.returncode == 0 and result.stdout.strip() == "ok", (run, result.returncode, result.stderr[-2000:])
 
 
@@ -151,8 +151,7 @@ RELEASED = """
 def test_a_kernel_keeps_no_linking_module_after_compiling_or_loading(tmp_path):
     """jit._release_link_modules: numba keeps an LLVM module beside each build's code for jitted callers to
     inline (~11 MB each when loaded from the cache); kernels have none, so it goes once the code is in place."""
-    both_builds = A_KERNEL.replace("global_average_pool(x,", "global_average_pool.serial(x,")
-    both_builds += PARALLEL_TOO
+    both_builds = SERIAL_KERNEL + PARALLEL_TOO
     for run in ("compiles", "loads from the cache"):
         result = run_python(both_builds + RELEASED, NUMBA_CACHE_DIR=str(tmp_path / "cache"))
         assert result.returncode == 0, (run, result.stderr[-2000:])
@@ -193,10 +192,9 @@ def test_a_build_compiled_after_others_loaded_from_the_cache_says_so(tmp_path):
     """The compile notice is asked of each build until one compiles, not only of the process's first build:
     a first run on one thread after runs on two loads the parallel builds and compiles the serial ones
     (measured: 10.6 s of compiling without a word before this)."""
-    serial_only = A_KERNEL.replace("global_average_pool(x,", "global_average_pool.serial(x,")
-    first = run_python(serial_only, NUMBA_CACHE_DIR=str(tmp_path / "cache"))
+    first = run_python(SERIAL_KERNEL, NUMBA_CACHE_DIR=str(tmp_path / "cache"))
     assert first.returncode == 0 and first.stderr.count("compiling the fast kernels") == 1, first.stderr[-2000:]
-    then_parallel = serial_only + PARALLEL_TOO
+    then_parallel = SERIAL_KERNEL + PARALLEL_TOO
     second = run_python(then_parallel, NUMBA_CACHE_DIR=str(tmp_path / "cache"))  # serial loads, parallel compiles
     assert second.returncode == 0 and second.stderr.count("compiling the fast kernels") == 1, second.stderr[-2000:]
     third = run_python(then_parallel, NUMBA_CACHE_DIR=str(tmp_path / "cache"))
